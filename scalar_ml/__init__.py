@@ -1,0 +1,23 @@
+"""scalar-ml: translation-equivariant networks on dual-representation lattice phi^4 data.
+
+Layout (physics -> data -> models -> training -> evaluation):
+
+- :mod:`scalar_ml.physics`    dual flux representation, weights W(f), worm sampler, observables
+- :mod:`scalar_ml.data`       ensemble cache, flux-violation insertion, Lightning data modules
+- :mod:`scalar_ml.models`     EQ / ST / FL networks from layer specs, presets, equivariance check
+- :mod:`scalar_ml.training`   LightningModule and the ``train(cfg)`` entry used by ``train.py``
+- :mod:`scalar_ml.evaluation` grids of lattice sizes and physics parameters, tables and plots
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("scalar-ml")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]
+
+from scalar_ml.paths import register_resolvers as _register_resolvers
+
+_register_resolvers()
