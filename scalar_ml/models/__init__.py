@@ -1,0 +1,57 @@
+"""EQ / ST / FL networks on ``(B, 4, Nt, Nx)`` lattice configurations, built from layer specs.
+
+- :mod:`~scalar_ml.models.spec`: the YAML/JSON-friendly layer-spec format and its validation;
+- :mod:`~scalar_ml.models.layers`: periodic convolution (size-keeping for any kernel, even ones
+  included), periodic local pooling, global avg/max/sum pooling, activations;
+- :mod:`~scalar_ml.models.families`: the eq / st / fl rules;
+- :mod:`~scalar_ml.models.builder`: :func:`build_model` -> :class:`LatticeNet`;
+- :mod:`~scalar_ml.models.presets`: the seed's 15 Optuna winners in ``conf/presets/``;
+- :mod:`~scalar_ml.models.equivariance`: :func:`translation_error`, the symmetry contract.
+
+``python -m scalar_ml.models`` lists the presets (``--json`` for machines).
+
+>>> model = build_preset("counting/eq_1")
+>>> model.family, model.out_features, count_parameters(model)
+('eq', 1, 1800)
+"""
+
+from scalar_ml.models.builder import (
+    FloorPoolingWarning,
+    LatticeNet,
+    LatticeTrace,
+    build_model,
+    count_parameters,
+    trace_lattice,
+)
+from scalar_ml.models.equivariance import lattice_shifts, translation_error, translation_errors
+from scalar_ml.models.families import check_family
+from scalar_ml.models.presets import (
+    build_preset,
+    format_preset_table,
+    list_presets,
+    preset_path,
+    preset_spec,
+    preset_table,
+)
+from scalar_ml.models.spec import FAMILIES, SpecError
+
+__all__ = [
+    "FAMILIES",
+    "FloorPoolingWarning",
+    "LatticeNet",
+    "LatticeTrace",
+    "SpecError",
+    "build_model",
+    "build_preset",
+    "check_family",
+    "count_parameters",
+    "format_preset_table",
+    "lattice_shifts",
+    "list_presets",
+    "preset_path",
+    "preset_spec",
+    "preset_table",
+    "trace_lattice",
+    "translation_error",
+    "translation_errors",
+]

@@ -1,0 +1,144 @@
+"""Translation symmetry as a checked contract.
+
+A lattice translation by ``(dt, dx)`` is ``T x = torch.roll(x, (dt, dx), dims=(-2, -1))``. For a
+network ``f`` and inputs ``x`` the *translation error* of one shift is
+
+    err(dt, dx) = max |f(T x) − f(x)| / max |f(x)|
+
+(maxima over the whole output batch; the denominator is floored at the dtype's smallest normal
+number, so an all-zero output is compared absolutely). When the output is itself a lattice field,
+``(B, C, Nt, Nx)`` with the input's lattice shape, the check is for *equivariance* and ``f(x)`` is
+replaced by ``T f(x)``. :func:`translation_error` returns the largest error over the shifts.
+
+Default shifts (:func:`lattice_shifts`): every ``(dt, dx)`` when the lattice has at most
+:data:`FULL_SHIFT_MAX_SITES` sites (8×8, 60×4, 100×5, 32×32); on larger lattices the subset of all
+pure time shifts ``(dt, 0)``, all pure space shifts ``(0, dx)`` and the diagonal ``(d, d)``.
+
+What holds by construction (:meth:`~scalar_ml.models.builder.LatticeNet.invariant_shifts`): eq
+networks are invariant under every shift (errors at rounding level: about 1e-7 in float32, 1e-16 in
+float64); st networks only under multiples of their stride product on lattices the strides divide;
+fl networks promise nothing.
+
+The unshifted input is evaluated in the same batch as its shifted copies. On CUDA, float32
+convolutions may run in TF32 (``torch.backends.cudnn.allow_tf32``) or with position-dependent
+algorithms (Winograd, FFT), whose rounding can exceed the float32 bound of 1e-5 quoted for the eq
+presets; the bound is stated for full float32 arithmetic (CPU, or TF32 disabled).
+
+>>> import torch
+>>> from scalar_ml.models import build_preset
+>>> _ = torch.manual_seed(0)
+>>> x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+>>> translation_error(build_preset("counting/eq_2", dtype=torch.float64), x) < 1e-12
+True
+>>> st = build_preset("detection/st", dtype=torch.float64)
+>>> translation_error(st, x, shifts=st.invariant_shifts(8, 8)) < 1e-12
+True
+>>> translation_error(st, x, shifts=[(1, 0)]) > 1e-6
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "FULL_SHIFT_MAX_SITES",
+    "lattice_shifts",
+    "translation_error",
+    "translation_errors",
+]
+
+#: Lattices with at most this many sites are checked under every shift by default.
+FULL_SHIFT_MAX_SITES = 1024
+#: Shifted copies are evaluated in chunks of at most this many lattice sites (bounds memory).
+_CHUNK_SITES = 1 << 16
+
+
+def lattice_shifts(
+    nt: int,
+    nx: int,
+    *,
+    period: Sequence[int] = (1, 1),
+    max_sites: int = FULL_SHIFT_MAX_SITES,
+) -> list[tuple[int, int]]:
+    """Shifts ``(dt, dx)`` with ``dt`` a multiple of ``period[0]`` and ``dx`` of ``period[1]``.
+
+    All of them when ``nt·nx <= max_sites``; otherwise the pure time shifts, the pure space shifts
+    and the diagonal ``(k·period[0], k·period[1])``.
+
+    >>> lattice_shifts(4, 2)
+    [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)]
+    >>> lattice_shifts(4, 4, period=(2, 2))
+    [(0, 0), (0, 2), (2, 0), (2, 2)]
+    >>> len(lattice_shifts(64, 64))  # 64 + 64 + 64 minus the three repeats of (0, 0)
+    190
+    """
+    pt, px = (int(period[0]), int(period[1]))
+    if pt < 1 or px < 1:
+        raise ValueError(f"period must be positive, got {tuple(period)}")
+    if nt * nx <= max_sites:
+        return [(dt, dx) for dt in range(0, nt, pt) for dx in range(0, nx, px)]
+    shifts = {(dt, 0) for dt in range(0, nt, pt)}
+    shifts |= {(0, dx) for dx in range(0, nx, px)}
+    shifts |= {((k * pt) % nt, (k * px) % nx) for k in range(max(nt // pt, nx // px))}
+    return sorted(shifts)
+
+
+@torch.no_grad()
+def translation_errors(
+    model: nn.Module,
+    x: torch.Tensor,
+    shifts: Iterable[tuple[int, int]] | None = None,
+) -> dict[tuple[int, int], float]:
+    """Relative translation error of ``model`` on ``x`` for every shift (see the module docstring).
+
+    ``x`` is a batch ``(B, C, Nt, Nx)``; the model is evaluated in eval mode and restored.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"x must be a batch (B, C, Nt, Nx), got shape {tuple(x.shape)}")
+    nt, nx = int(x.shape[-2]), int(x.shape[-1])
+    shift_list = [
+        (int(dt), int(dx)) for dt, dx in (lattice_shifts(nt, nx) if shifts is None else shifts)
+    ]
+    if not shift_list:
+        raise ValueError("no shifts to check")
+    was_training = model.training
+    model.eval()
+    try:
+        per_chunk = max(1, _CHUNK_SITES // max(1, x.shape[0] * nt * nx) - 1)
+        errors: dict[tuple[int, int], float] = {}
+        for start in range(0, len(shift_list), per_chunk):
+            chunk = shift_list[start : start + per_chunk]
+            # The unshifted input rides in the same batch, so reference and shifted outputs come
+            # from the same kernels (batch-size dependent algorithm choices cancel).
+            batch = torch.cat([x, *(torch.roll(x, s, dims=(-2, -1)) for s in chunk)])
+            outputs = model(batch)
+            if not outputs.is_floating_point():
+                outputs = outputs.double()
+            outputs = outputs.reshape(len(chunk) + 1, x.shape[0], *outputs.shape[1:])
+            reference = outputs[0]
+            equivariant = reference.ndim == 4 and tuple(reference.shape[-2:]) == (nt, nx)
+            scale = reference.abs().max().clamp_min(torch.finfo(reference.dtype).tiny)
+            for shift, output in zip(chunk, outputs[1:], strict=True):
+                expected = torch.roll(reference, shift, dims=(-2, -1)) if equivariant else reference
+                errors[shift] = float((output - expected).abs().max() / scale)
+        return errors
+    finally:
+        model.train(was_training)
+
+
+def translation_error(
+    model: nn.Module,
+    x: torch.Tensor,
+    shifts: Iterable[tuple[int, int]] | None = None,
+) -> float:
+    """Largest relative change of ``model(x)`` over the lattice translations ``shifts``.
+
+    ``shifts=None`` uses :func:`lattice_shifts` of the input's lattice (every shift up to
+    :data:`FULL_SHIFT_MAX_SITES` sites). For an st network pass ``model.invariant_shifts(nt, nx)``
+    to check the symmetry it does have.
+    """
+    return max(translation_errors(model, x, shifts).values())

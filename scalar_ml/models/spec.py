@@ -1,0 +1,341 @@
+"""Layer specifications: plain YAML/JSON-friendly dicts, parsed and validated.
+
+A *model spec* is a mapping::
+
+    family: eq | st | fl        # validated architecture kind (scalar_ml.models.families)
+    in_channels: 4              # optional, default 4 ([k_t, k_x, l_t, l_x])
+    input_size: [nt, nx] | null # required for fl (fixed lattice), optional check for eq/st
+    layers: [ ... ]             # list of layer specs, applied in order
+    task, description, name     # optional metadata, carried along and ignored by the builder
+
+and each *layer spec* is one of (``kernel`` and ``stride`` are an int or ``[k_t, k_x]``)::
+
+    {type: conv, kernel: 2, out: 32, in: 4, bias: true}   # periodic, stride 1, size-keeping
+    {type: avg_pool, kernel: 2, stride: 2}                # stride defaults to kernel
+    {type: max_pool, kernel: 2, stride: 2}
+    {type: global_pool, mode: avg | max | sum}            # (B, C, Nt, Nx) -> (B, C)
+    {type: flatten}                                       # (B, C, Nt, Nx) -> (B, C·Nt·Nx)
+    {type: linear, out: 24, in: 360, bias: false}
+    {type: activation, name: leaky_relu, negative_slope: 0.01}
+
+``in`` is optional for ``conv`` and ``linear``: it is inferred from the previous layers and, when
+given, checked against the inferred value (so a spec copied from a table such as the seed's
+``Linear(360, 24)`` is verified). ``bias`` defaults to true. Activations are always written as
+``{type: activation, name: ...}`` with names from :data:`scalar_ml.models.layers.ACTIVATIONS`
+(``relu``, ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``tanh``, ``sigmoid``, ``softplus``,
+``identity``); their extra keys are the torch module's options. Unknown keys are refused, so a typo
+never silently falls back to a default.
+
+Every error is a :class:`SpecError` (a ``ValueError``) whose message starts with the offending layer,
+e.g. ``layer 2 (conv): ...``.
+
+>>> parse_layer(0, {"type": "conv", "kernel": 2, "out": 8, "bias": False}).to_dict()
+{'type': 'conv', 'kernel': [2, 2], 'out': 8, 'bias': False}
+>>> parse_layer(3, {"type": "conv", "kernel": 2, "out": 0})
+Traceback (most recent call last):
+...
+scalar_ml.models.spec.SpecError: layer 3 (conv): 'out' must be a positive integer, got 0
+"""
+
+from __future__ import annotations
+
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalar_ml.models.layers import ACTIVATIONS, GLOBAL_POOL_MODES
+
+__all__ = [
+    "FAMILIES",
+    "LAYER_TYPES",
+    "MODEL_KEYS",
+    "Activation",
+    "Conv",
+    "Flatten",
+    "GlobalPool",
+    "LayerSpec",
+    "Linear",
+    "LocalPool",
+    "SpecError",
+    "format_size",
+    "parse_input_size",
+    "parse_layer",
+    "to_plain",
+]
+
+FAMILIES: tuple[str, ...] = ("eq", "st", "fl")
+LAYER_TYPES: tuple[str, ...] = (
+    "conv",
+    "avg_pool",
+    "max_pool",
+    "global_pool",
+    "flatten",
+    "linear",
+    "activation",
+)
+#: Keys a model spec may have; ``task``, ``description`` and ``name`` are metadata.
+MODEL_KEYS: tuple[str, ...] = (
+    "family",
+    "layers",
+    "in_channels",
+    "input_size",
+    "task",
+    "description",
+    "name",
+)
+
+
+class SpecError(ValueError):
+    """A model or layer spec that cannot be built; the message names the offending layer."""
+
+
+def format_size(size: Sequence[int]) -> str:
+    """``(60, 4) -> '60×4'`` (time × space)."""
+    return "×".join(str(int(n)) for n in size)
+
+
+def to_plain(obj: Any) -> Any:
+    """Convert OmegaConf containers and other mappings/sequences to plain dicts and lists."""
+    try:  # OmegaConf is a project dependency, but keep the spec layer usable without it.
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(obj, DictConfig | ListConfig):
+            return OmegaConf.to_container(obj, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, Mapping):
+        return {key: to_plain(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_plain(value) for value in obj]
+    return obj
+
+
+def _where(index: int, layer_type: str) -> str:
+    return f"layer {index} ({layer_type})"
+
+
+def _positive_int(value: Any, key: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise SpecError(f"{where}: {key!r} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _int_pair(value: Any, key: str, where: str) -> tuple[int, int]:
+    """An int ``k`` (meaning ``k×k``) or a pair ``[k_t, k_x]`` of positive ints."""
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise SpecError(f"{where}: {key!r} must be an int or [time, space], got {value!r}")
+        return (_positive_int(value[0], key, where), _positive_int(value[1], key, where))
+    k = _positive_int(value, key, where)
+    return (k, k)
+
+
+def _bool(value: Any, key: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{where}: {key!r} must be true or false, got {value!r}")
+    return value
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str, hint: str = "") -> None:
+    unknown = sorted(set(raw) - allowed - {"type"})
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}"
+            + (f" ({hint})" if hint else "")
+        )
+
+
+def _required(raw: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in raw or raw[key] is None:
+        raise SpecError(f"{where}: missing required key {key!r}")
+    return raw[key]
+
+
+@dataclass(frozen=True)
+class LayerSpec(ABC):
+    """A parsed layer: its position in the spec and its type."""
+
+    index: int
+
+    type: str = field(init=False, default="")
+
+    @property
+    def where(self) -> str:
+        """``'layer 3 (conv)'``: the prefix of every message about this layer."""
+        return _where(self.index, self.type)
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The normalised, JSON-friendly spec of this layer (round-trips through :func:`parse_layer`)."""
+
+
+@dataclass(frozen=True)
+class Conv(LayerSpec):
+    """Periodic stride-1 convolution keeping the lattice size."""
+
+    kernel: tuple[int, int] = (1, 1)
+    out: int = 1
+    in_channels: int | None = None
+    bias: bool = True
+    type: str = field(init=False, default="conv")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "conv", "kernel": list(self.kernel)}
+        if self.in_channels is not None:
+            d["in"] = self.in_channels
+        d.update(out=self.out, bias=self.bias)
+        return d
+
+
+@dataclass(frozen=True)
+class LocalPool(LayerSpec):
+    """Local average or max pooling (``mode``) with periodic windows."""
+
+    mode: str = "avg"
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    type: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", f"{self.mode}_pool")
+
+    @property
+    def strided(self) -> bool:
+        """True when some axis has stride > 1 (the layer then shrinks the lattice)."""
+        return max(self.stride) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "kernel": list(self.kernel), "stride": list(self.stride)}
+
+
+@dataclass(frozen=True)
+class GlobalPool(LayerSpec):
+    """Mean, max or sum over all lattice sites: ``(B, C, Nt, Nx) -> (B, C)``."""
+
+    mode: str = "avg"
+    type: str = field(init=False, default="global_pool")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "global_pool", "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class Flatten(LayerSpec):
+    """``(B, C, Nt, Nx) -> (B, C·Nt·Nx)``: fixes the lattice size."""
+
+    type: str = field(init=False, default="flatten")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "flatten"}
+
+
+@dataclass(frozen=True)
+class Linear(LayerSpec):
+    """Dense layer on pooled or flattened features."""
+
+    out: int = 1
+    in_features: int | None = None
+    bias: bool = True
+    type: str = field(init=False, default="linear")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "linear"}
+        if self.in_features is not None:
+            d["in"] = self.in_features
+        d.update(out=self.out, bias=self.bias)
+        return d
+
+
+@dataclass(frozen=True)
+class Activation(LayerSpec):
+    """Pointwise nonlinearity ``name`` with its torch options."""
+
+    name: str = "leaky_relu"
+    options: tuple[tuple[str, Any], ...] = ()
+    type: str = field(init=False, default="activation")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "activation", "name": self.name, **dict(self.options)}
+
+
+def parse_layer(index: int, raw: Any) -> LayerSpec:
+    """Parse and validate one layer spec (a mapping with a ``type`` key)."""
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"layer {index}: a layer spec must be a mapping with a 'type', got {raw!r}")
+    layer_type = raw.get("type")
+    if layer_type in ACTIVATIONS:
+        raise SpecError(
+            f"layer {index} ({layer_type}): unknown layer type {layer_type!r}; activations are "
+            f"written {{type: activation, name: {layer_type}}}"
+        )
+    if layer_type not in LAYER_TYPES:
+        raise SpecError(
+            f"layer {index} ({layer_type}): unknown layer type {layer_type!r}; known: {', '.join(LAYER_TYPES)}"
+        )
+    where = _where(index, layer_type)
+    if layer_type == "conv":
+        _check_keys(
+            raw,
+            {"kernel", "out", "in", "bias"},
+            where,
+            "convolutions are stride 1 and periodically padded; strides belong to pooling layers",
+        )
+        in_channels = raw.get("in")
+        return Conv(
+            index,
+            kernel=_int_pair(_required(raw, "kernel", where), "kernel", where),
+            out=_positive_int(_required(raw, "out", where), "out", where),
+            in_channels=None if in_channels is None else _positive_int(in_channels, "in", where),
+            bias=_bool(raw.get("bias", True), "bias", where),
+        )
+    if layer_type in ("avg_pool", "max_pool"):
+        _check_keys(raw, {"kernel", "stride"}, where)
+        kernel = _int_pair(_required(raw, "kernel", where), "kernel", where)
+        stride = raw.get("stride")
+        stride_pair = kernel if stride is None else _int_pair(stride, "stride", where)
+        return LocalPool(
+            index, mode=layer_type.removesuffix("_pool"), kernel=kernel, stride=stride_pair
+        )
+    if layer_type == "global_pool":
+        _check_keys(raw, {"mode"}, where)
+        mode = _required(raw, "mode", where)
+        if mode not in GLOBAL_POOL_MODES:
+            raise SpecError(
+                f"{where}: 'mode' must be one of {list(GLOBAL_POOL_MODES)}, got {mode!r}"
+            )
+        return GlobalPool(index, mode=mode)
+    if layer_type == "flatten":
+        _check_keys(raw, set(), where)
+        return Flatten(index)
+    if layer_type == "linear":
+        _check_keys(raw, {"out", "in", "bias"}, where)
+        in_features = raw.get("in")
+        return Linear(
+            index,
+            out=_positive_int(_required(raw, "out", where), "out", where),
+            in_features=None if in_features is None else _positive_int(in_features, "in", where),
+            bias=_bool(raw.get("bias", True), "bias", where),
+        )
+    # activation
+    name = _required(raw, "name", where)
+    if name not in ACTIVATIONS:
+        raise SpecError(f"{where}: unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
+    allowed = ACTIVATIONS[name][1]
+    _check_keys(raw, {"name", *allowed}, where, f"options of {name!r}: {sorted(allowed) or 'none'}")
+    options = tuple(sorted((k, v) for k, v in raw.items() if k not in ("type", "name")))
+    return Activation(index, name=name, options=options)
+
+
+def parse_input_size(value: Any) -> tuple[int, int] | None:
+    """``None`` or ``[nt, nx]`` of positive ints (time first)."""
+    if value is None:
+        return None
+    where = "model spec"
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise SpecError(f"{where}: 'input_size' must be [nt, nx] or null, got {value!r}")
+    return (
+        _positive_int(value[0], "input_size", where),
+        _positive_int(value[1], "input_size", where),
+    )

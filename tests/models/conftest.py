@@ -1,0 +1,37 @@
+"""Shared data for the network tests: the seed's parameter counts (its backup slides, SPEC §6)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+# The ONE place the seed's numbers live: "<task>/<preset>" -> parameter count of the Optuna winner.
+SEED_PARAMETER_COUNTS: dict[str, int] = {
+    "observables/eq": 33202,
+    "observables/st": 26370,
+    "observables/fl": 47394,
+    "detection/eq": 2657,
+    "detection/st": 953,
+    "detection/fl": 5600,
+    "counting/eq_1": 1800,
+    "counting/eq_2": 456,
+    "counting/eq_3": 308,
+    "counting/st_1": 2336,
+    "counting/st_2": 132,
+    "counting/st_3": 1184,
+    "counting/fl_1": 640,
+    "counting/fl_2": 640,
+    "counting/fl_3": 2704,
+}
+
+
+@pytest.fixture
+def seed_parameter_counts() -> dict[str, int]:
+    return dict(SEED_PARAMETER_COUNTS)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_single_thread() -> None:
+    """Reproducible weights and inputs; one thread (the CI has two cores shared by jobs)."""
+    torch.manual_seed(1234)
+    torch.set_num_threads(1)
