@@ -1,5 +1,46 @@
-"""Dual (flux) representation of the complex phi^4 field in 1+1D at chemical potential mu."""
+"""Dual (flux) representation of the complex phi^4 field in 1+1D at chemical potential mu.
 
+Public API (no torch import anywhere in this package):
+
+- :class:`PhysicsParams`, :class:`Lattice`: validated couplings and lattice (``params``).
+- :class:`WeightTable`, :func:`log_weight`: :math:`\\log W(f)` tables, growing on demand (``weights``).
+- :func:`flux_divergence`, :func:`site_f`, :func:`charge_density`, :func:`measure`: per-site and
+  per-configuration quantities of ``(..., 4, Nt, Nx)`` configurations (``observables``).
+- :class:`WormChains`: the numba worm / l-update Markov chains (``worm``).
+- :func:`free_field_observables`: exact :math:`\\lambda = 0` values (``free_field``).
+- :func:`autocorrelation`, :func:`tau_int`: Γ-method errors and :math:`\\tau_{\\rm int}` (``autocorr``).
+- :func:`generate_ensemble`, :class:`Ensemble`: decorrelated ensembles from parallel chains (``ensemble``).
+"""
+
+from scalar_ml.physics.autocorr import AutocorrResult, autocorrelation, tau_int
+from scalar_ml.physics.ensemble import Ensemble, generate_ensemble
+from scalar_ml.physics.free_field import free_field_observables
+from scalar_ml.physics.observables import (
+    charge_density,
+    flux_divergence,
+    measure,
+    site_f,
+    site_phi_moments,
+)
 from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.weights import WeightTable, log_weight
+from scalar_ml.physics.worm import WormChains
 
-__all__ = ["Lattice", "PhysicsParams"]
+__all__ = [
+    "AutocorrResult",
+    "Ensemble",
+    "Lattice",
+    "PhysicsParams",
+    "WeightTable",
+    "WormChains",
+    "autocorrelation",
+    "charge_density",
+    "flux_divergence",
+    "free_field_observables",
+    "generate_ensemble",
+    "log_weight",
+    "measure",
+    "site_f",
+    "site_phi_moments",
+    "tau_int",
+]
