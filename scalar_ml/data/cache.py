@@ -1,0 +1,544 @@
+"""On-disk cache of worm-sampler ensembles: keyed, atomic, locked and checksummed.
+
+One request ``(params, lattice, n_configs, seed, sampler options)`` maps to one file::
+
+    <root>/ensembles/eta4.01_lam1_mu1_8x8_n2000_s1-<hash12>.npz   (the data, authoritative)
+    <root>/ensembles/eta4.01_lam1_mu1_8x8_n2000_s1-<hash12>.json  (a readable copy of the metadata)
+    <root>/ensembles/eta4.01_lam1_mu1_8x8_n2000_s1-<hash12>.lock  (inter-process lock)
+
+Conventions:
+
+- **Key.** The readable name is for humans; the 12-hex-digit hash is the identity. It is the SHA-256 of
+  a canonical JSON of everything that changes the data: ``FORMAT_VERSION``, the sampler algorithm
+  version (when the generator declares one), ``eta, lam, mu`` (full float precision, ``-0.0`` folded to
+  ``0.0``), ``nt, nx``, ``n_configs``, ``seed`` and the data-changing sampler options ``n_chains``,
+  ``n_therm``, ``sweeps_between`` (defaults filled in, so omitting an option and passing its default
+  give the same key). ``progress`` does not change the data and is not part of the key.
+- **File.** A ``np.savez_compressed`` archive holding ``configs`` ((N, 4, Nt, Nx) int32, channels
+  ``[k_t, k_x, l_t, l_x]``), ``n``, ``phi2``, ``phi4`` ((N,) float64), ``meta`` (a 0-d unicode array
+  with the metadata as JSON) and ``checksum`` (SHA-256 over the arrays' dtype, shape and bytes and the
+  metadata JSON). Everything loads with ``np.load(path, allow_pickle=False)``.
+- **Writes are atomic**: a temporary file in the same directory, ``fsync``, then ``os.replace``. A
+  failure at any point removes the temporary file and leaves any existing entry untouched.
+- **Concurrency**: a ``filelock.FileLock`` per key. A miss takes the lock, looks again, generates,
+  writes and releases, so processes racing for one ensemble generate it once and all read the same bytes.
+  Readers of a valid entry never wait for a lock (files only ever appear whole, via ``os.replace``).
+- **Integrity**: every load recomputes the checksum and checks the key and shapes. A truncated or
+  corrupted entry is never served: it is reported with a :class:`CacheCorruptionWarning` and regenerated.
+- Returned arrays are read-only views of what is on disk (a cache hit and the generating call return
+  bit-identical arrays).
+
+>>> from scalar_ml.physics import Lattice, PhysicsParams
+>>> req = EnsembleRequest.create(PhysicsParams(4.01, 1.0, 1.0), Lattice(8, 8), 2000, seed=1)
+>>> req.filename().startswith("eta4.01_lam1_mu1_8x8_n2000_s1-")
+True
+>>> req == EnsembleRequest.create(PhysicsParams(4.01, 1, 1), Lattice(8, 8), 2000, 1, n_chains=8)
+True
+>>> EnsembleRequest.create(PhysicsParams(4.01, 1.0, 1.0), Lattice(8, 8), 0, seed=1)
+Traceback (most recent call last):
+...
+ValueError: n_configs must be an integer >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import numbers
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import filelock
+import numpy as np
+
+from scalar_ml.physics.ensemble import Ensemble
+from scalar_ml.physics.params import Lattice, PhysicsParams
+
+__all__ = [
+    "DATA_OPTION_DEFAULTS",
+    "FORMAT_VERSION",
+    "CacheCorruptionWarning",
+    "EnsembleCache",
+    "EnsembleRequest",
+    "atomic_write",
+    "load_ensemble",
+]
+
+log = logging.getLogger(__name__)
+
+#: Bump when the file layout or the meaning of a key changes: old entries are then simply not found.
+FORMAT_VERSION: int = 1
+
+#: Sampler options that change the generated data, with the defaults of ``generate_ensemble``.
+DATA_OPTION_DEFAULTS: dict[str, int | None] = {
+    "n_chains": 8,
+    "n_therm": None,
+    "sweeps_between": None,
+}
+#: Sampler options that do not change the data (passed to the generator, not part of the key).
+_NON_DATA_OPTION_DEFAULTS: dict[str, Any] = {"progress": False}
+
+_ARRAYS: tuple[str, ...] = ("configs", "n", "phi2", "phi4")
+_MAX_SEED = 2**63
+
+Generator = Callable[..., Ensemble]
+
+
+class CacheCorruptionWarning(RuntimeWarning):
+    """A cache entry failed its integrity check and is being regenerated."""
+
+
+class _CorruptEntry(Exception):
+    """Internal: the file at a key's path cannot be served."""
+
+
+def _as_int(name: str, value: Any, minimum: int, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = f"an integer >= {minimum}" + (" or None" if allow_none else "")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+def _fmt(x: float) -> str:
+    """Short human form of a coupling for file names (the hash carries the full precision)."""
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class EnsembleRequest:
+    """A validated, normalised ensemble request; its :meth:`key` identifies the data exactly."""
+
+    params: PhysicsParams
+    lattice: Lattice
+    n_configs: int
+    seed: int
+    n_chains: int
+    n_therm: int | None
+    sweeps_between: int | None
+    algorithm: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        params: PhysicsParams,
+        lattice: Lattice,
+        n_configs: int,
+        seed: int,
+        *,
+        algorithm: str | None = None,
+        **sampler_options: Any,
+    ) -> EnsembleRequest:
+        """Validate every input (``ValueError``/``TypeError``, nothing touched on disk) and normalise.
+
+        ``sampler_options`` may hold ``n_chains``, ``n_therm``, ``sweeps_between`` and ``progress``;
+        ``progress`` is accepted and ignored here (it does not change the data).
+        """
+        if not isinstance(params, PhysicsParams):
+            raise TypeError(f"params must be a PhysicsParams, got {type(params).__name__}")
+        if not isinstance(lattice, Lattice):
+            raise TypeError(f"lattice must be a Lattice, got {type(lattice).__name__}")
+        params.validate()
+        lattice.validate()
+        unknown = set(sampler_options) - set(DATA_OPTION_DEFAULTS) - set(_NON_DATA_OPTION_DEFAULTS)
+        if unknown:
+            allowed = sorted({*DATA_OPTION_DEFAULTS, *_NON_DATA_OPTION_DEFAULTS})
+            raise TypeError(
+                f"unknown sampler option(s) {sorted(unknown)}; allowed: {', '.join(allowed)}"
+            )
+        if "progress" in sampler_options and not isinstance(sampler_options["progress"], bool):
+            raise ValueError(f"progress must be true or false, got {sampler_options['progress']!r}")
+        opts = {**DATA_OPTION_DEFAULTS, **sampler_options}
+        n_configs_ = _as_int("n_configs", n_configs, 1)
+        seed_ = _as_int("seed", seed, 0)
+        assert n_configs_ is not None and seed_ is not None
+        if seed_ >= _MAX_SEED:
+            raise ValueError(f"seed must be < 2**63, got {seed_}")
+        n_chains = _as_int("n_chains", opts["n_chains"], 1)
+        assert n_chains is not None
+        norm = lambda x: float(x) + 0.0  # noqa: E731  (folds -0.0 into 0.0, ints into floats)
+        return cls(
+            params=PhysicsParams(norm(params.eta), norm(params.lam), norm(params.mu)),
+            lattice=Lattice(int(lattice.nt), int(lattice.nx)),
+            n_configs=n_configs_,
+            seed=seed_,
+            n_chains=n_chains,
+            n_therm=_as_int("n_therm", opts["n_therm"], 0, allow_none=True),
+            sweeps_between=_as_int("sweeps_between", opts["sweeps_between"], 1, allow_none=True),
+            algorithm=algorithm,
+        )
+
+    def key_payload(self) -> dict[str, Any]:
+        """Everything that determines the data, as plain JSON values."""
+        payload: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            **self.params.as_dict(),
+            "nt": self.lattice.nt,
+            "nx": self.lattice.nx,
+            "n_configs": self.n_configs,
+            "seed": self.seed,
+            **self.sampler_options(),
+        }
+        if self.algorithm is not None:
+            payload["algorithm"] = self.algorithm
+        return payload
+
+    def key(self) -> str:
+        """12 hex digits of SHA-256 over the canonical JSON of :meth:`key_payload`."""
+        blob = json.dumps(self.key_payload(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def filename(self) -> str:
+        """Readable stem plus key, e.g. ``eta4.01_lam1_mu1_8x8_n2000_s1-0123456789ab.npz``."""
+        p = self.params
+        return (
+            f"eta{_fmt(p.eta)}_lam{_fmt(p.lam)}_mu{_fmt(p.mu)}_{self.lattice}"
+            f"_n{self.n_configs}_s{self.seed}-{self.key()}.npz"
+        )
+
+    def sampler_options(self) -> dict[str, int | None]:
+        """The data-changing sampler options (keyword arguments of ``generate_ensemble``)."""
+        return {
+            "n_chains": self.n_chains,
+            "n_therm": self.n_therm,
+            "sweeps_between": self.sweeps_between,
+        }
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def _checksum(arrays: Mapping[str, np.ndarray], meta_json: str) -> str:
+    h = hashlib.sha256()
+    for name in _ARRAYS:
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    h.update(meta_json.encode())
+    return h.hexdigest()
+
+
+def _freeze(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _check_arrays(arrays: Mapping[str, np.ndarray], req: EnsembleRequest) -> None:
+    """Shapes, dtypes, finiteness and the closed-configuration constraints (div k = 0, l >= 0)."""
+    n, nt, nx = req.n_configs, req.lattice.nt, req.lattice.nx
+    c = arrays["configs"]
+    if c.shape != (n, 4, nt, nx):
+        raise ValueError(f"configs has shape {c.shape}, expected {(n, 4, nt, nx)}")
+    for name in ("n", "phi2", "phi4"):
+        if arrays[name].shape != (n,):
+            raise ValueError(f"{name} has shape {arrays[name].shape}, expected {(n,)}")
+        if not np.all(np.isfinite(arrays[name])):
+            raise ValueError(f"{name} contains non-finite values")
+    kt, kx, lt, lx = (c[:, i] for i in range(4))
+    div = kt - np.roll(kt, 1, axis=-2) + kx - np.roll(kx, 1, axis=-1)
+    bad = np.flatnonzero(np.any(div != 0, axis=(-2, -1)))
+    if bad.size:
+        raise ValueError(f"{bad.size} configuration(s) violate div k = 0 (first: index {bad[0]})")
+    if np.any(lt < 0) or np.any(lx < 0):
+        raise ValueError("l must be >= 0 on every link")
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not supported everywhere; durability only, not correctness
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> None:
+    """Write via ``write(fileobj)`` to a temp file beside ``path``, fsync, then ``os.replace``.
+
+    On any exception (or interrupt) the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _default_generator() -> tuple[Generator, str | None]:
+    from scalar_ml.physics import ensemble as ens  # lazy: numba kernels load only when sampling
+
+    try:
+        gen = ens.generate_ensemble
+    except AttributeError as exc:  # pragma: no cover - only while the sampler is being written
+        raise RuntimeError("scalar_ml.physics.ensemble.generate_ensemble is not available") from exc
+    version = None
+    for attr in ("SAMPLER_VERSION", "ALGORITHM_VERSION", "__version__"):
+        if hasattr(ens, attr):
+            version = f"worm-{getattr(ens, attr)}"
+            break
+    return gen, version
+
+
+class EnsembleCache:
+    """Ensembles stored under ``<root>/ensembles``; see the module docstring for the guarantees.
+
+    Args:
+        root: cache directory (created on the first write, never before the inputs are validated).
+        generator: callable with the signature of ``scalar_ml.physics.generate_ensemble``; defaults to
+            it (imported lazily). Injected generators are how tests count and break generations.
+        algorithm: a version tag of the generator's algorithm, part of the key. ``None`` with the
+            default generator uses the version the sampler module declares (if any).
+        lock_timeout: seconds to wait for another process generating the same ensemble (``None``:
+            wait as long as it takes); ``filelock.Timeout`` when exceeded.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        generator: Generator | None = None,
+        algorithm: str | None = None,
+        lock_timeout: float | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.directory = self.root / "ensembles"
+        self._generator = generator
+        self._algorithm = algorithm
+        self.lock_timeout = lock_timeout
+
+    # -- public API ---------------------------------------------------------------------------
+    def request(
+        self,
+        params: PhysicsParams,
+        lattice: Lattice,
+        n_configs: int,
+        seed: int,
+        **sampler_options: Any,
+    ) -> EnsembleRequest:
+        """Validated request for these inputs (raises before any disk access)."""
+        return EnsembleRequest.create(
+            params, lattice, n_configs, seed, algorithm=self._algorithm_tag(), **sampler_options
+        )
+
+    def path(
+        self,
+        params: PhysicsParams,
+        lattice: Lattice,
+        n_configs: int,
+        seed: int,
+        **sampler_options: Any,
+    ) -> Path:
+        """Where the ensemble for these inputs is (or would be) stored."""
+        req = self.request(params, lattice, n_configs, seed, **sampler_options)
+        return self.directory / req.filename()
+
+    def get(
+        self,
+        params: PhysicsParams,
+        lattice: Lattice,
+        n_configs: int,
+        seed: int,
+        **sampler_options: Any,
+    ) -> Ensemble:
+        """The ensemble for these inputs: from disk if a valid entry exists, else generated and stored.
+
+        ``sampler_options``: ``n_chains``, ``n_therm``, ``sweeps_between`` (part of the key) and
+        ``progress`` (not). Invalid inputs raise ``ValueError``/``TypeError`` before any disk access.
+        """
+        progress = bool(sampler_options.get("progress", False))
+        req = self.request(params, lattice, n_configs, seed, **sampler_options)
+        path = self.directory / req.filename()
+
+        if path.exists():  # fast path: entries only ever appear whole, no lock needed to read
+            with contextlib.suppress(_CorruptEntry):
+                return self._read(path, req)
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(path.with_suffix(".lock")))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            log.info("waiting for another process generating %s", path.name)
+            lock.acquire(timeout=-1 if self.lock_timeout is None else self.lock_timeout)
+        try:
+            if path.exists():
+                try:
+                    return self._read(path, req)
+                except _CorruptEntry as exc:
+                    msg = f"ensemble cache entry {path} is unusable ({exc}); regenerating it"
+                    warnings.warn(msg, CacheCorruptionWarning, stacklevel=2)
+            self._remove_stale_temporaries(path)
+            return self._generate_and_store(req, path, progress)
+        finally:
+            lock.release()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _algorithm_tag(self) -> str | None:
+        if self._algorithm is not None or self._generator is not None:
+            return self._algorithm
+        _, version = _default_generator()
+        return version
+
+    def _generator_fn(self) -> Generator:
+        if self._generator is not None:
+            return self._generator
+        gen, _ = _default_generator()
+        return gen
+
+    def _remove_stale_temporaries(self, path: Path) -> None:
+        # Under the key's lock nobody else writes this key: leftovers are from killed processes.
+        for tmp in path.parent.glob(f".{path.stem}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                log.info("removed stale temporary file %s", tmp)
+
+    def _generate_and_store(self, req: EnsembleRequest, path: Path, progress: bool) -> Ensemble:
+        t0 = time.perf_counter()
+        ens = self._generator_fn()(
+            req.params,
+            req.lattice,
+            req.n_configs,
+            req.seed,
+            **req.sampler_options(),
+            progress=progress,
+        )
+        elapsed = time.perf_counter() - t0
+        try:
+            arrays = {
+                "configs": np.asarray(ens.configs),
+                "n": np.asarray(ens.n, dtype=np.float64),
+                "phi2": np.asarray(ens.phi2, dtype=np.float64),
+                "phi4": np.asarray(ens.phi4, dtype=np.float64),
+            }
+            c = arrays["configs"]
+            if not np.issubdtype(c.dtype, np.integer):
+                raise ValueError(f"configs must be integers, got dtype {c.dtype}")
+            if c.size and (c.min() < np.iinfo(np.int32).min or c.max() > np.iinfo(np.int32).max):
+                raise ValueError("configs do not fit into int32")
+            arrays["configs"] = c.astype(np.int32, copy=False)
+            _check_arrays(arrays, req)
+        except ValueError as exc:
+            raise RuntimeError(f"the generator returned an invalid ensemble: {exc}") from exc
+
+        from scalar_ml import __version__
+
+        meta = dict(ens.meta or {})
+        meta.setdefault("params", req.params.as_dict())
+        meta.setdefault("lattice", {"nt": req.lattice.nt, "nx": req.lattice.nx})
+        meta.setdefault("n_configs", req.n_configs)
+        meta.setdefault("seed", req.seed)
+        meta.setdefault("sampler_options", req.sampler_options())
+        meta["cache"] = {
+            "format_version": FORMAT_VERSION,
+            "key": req.key(),
+            "key_payload": req.key_payload(),
+            "file": path.name,
+            "package_version": __version__,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "generation_s": round(elapsed, 6),
+        }
+        meta_json = json.dumps(meta, sort_keys=True, default=_json_default)
+        digest = _checksum(arrays, meta_json)
+
+        def write_npz(f: Any) -> None:
+            np.savez_compressed(f, **arrays, meta=np.array(meta_json), checksum=np.array(digest))
+
+        atomic_write(path, write_npz)
+        sidecar = {**json.loads(meta_json), "checksum_sha256": digest}
+        sidecar_bytes = json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n"
+        try:  # a readable copy only: the .npz is complete and authoritative already
+            atomic_write(path.with_suffix(".json"), lambda f: f.write(sidecar_bytes))
+        except OSError as exc:
+            log.warning("could not write the metadata sidecar of %s: %s", path.name, exc)
+        log.info("generated %s in %.2f s", path.name, elapsed)
+        return self._make_ensemble(arrays, meta_json, digest)
+
+    def _read(self, path: Path, req: EnsembleRequest) -> Ensemble:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = {*_ARRAYS, "meta", "checksum"} - set(z.files)
+                if missing:
+                    raise _CorruptEntry(f"missing arrays {sorted(missing)}")
+                arrays = {name: z[name] for name in _ARRAYS}
+                meta_json = str(z["meta"][()])
+                stored = str(z["checksum"][()])
+        except _CorruptEntry:
+            raise
+        except Exception as exc:  # truncated zip, bad CRC, bad header...: all mean "unusable"
+            raise _CorruptEntry(f"{type(exc).__name__}: {exc}") from exc
+        if _checksum(arrays, meta_json) != stored:
+            raise _CorruptEntry("checksum mismatch")
+        try:
+            meta = json.loads(meta_json)
+            payload = meta["cache"]["key_payload"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _CorruptEntry(f"unreadable metadata: {exc}") from exc
+        if payload != req.key_payload():
+            raise _CorruptEntry("the file belongs to a different request")
+        if arrays["configs"].dtype != np.int32 or any(
+            arrays[k].dtype != np.float64 for k in ("n", "phi2", "phi4")
+        ):
+            raise _CorruptEntry("unexpected dtypes")
+        try:
+            _check_arrays(arrays, req)
+        except ValueError as exc:
+            raise _CorruptEntry(str(exc)) from exc
+        return self._make_ensemble(arrays, meta_json, stored)
+
+    @staticmethod
+    def _make_ensemble(arrays: Mapping[str, np.ndarray], meta_json: str, digest: str) -> Ensemble:
+        meta = json.loads(meta_json)
+        meta["cache"]["checksum_sha256"] = digest
+        return Ensemble(
+            configs=_freeze(arrays["configs"]),
+            n=_freeze(arrays["n"]),
+            phi2=_freeze(arrays["phi2"]),
+            phi4=_freeze(arrays["phi4"]),
+            meta=meta,
+        )
+
+
+def load_ensemble(
+    params: PhysicsParams,
+    lattice: Lattice,
+    n_configs: int,
+    seed: int,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    **sampler_options: Any,
+) -> Ensemble:
+    """The cached ensemble for these inputs (generated on a miss) from ``cache_dir``.
+
+    ``cache_dir=None`` uses :func:`scalar_ml.paths.default_data_dir` (``$SCALAR_ML_DATA_DIR`` or
+    ``<project root>/data``). ``sampler_options`` as for :meth:`EnsembleCache.get`.
+    """
+    from scalar_ml.paths import default_data_dir
+
+    root = default_data_dir() if cache_dir is None else Path(cache_dir)
+    return EnsembleCache(root).get(params, lattice, n_configs, seed, **sampler_options)

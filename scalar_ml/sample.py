@@ -1,0 +1,518 @@
+"""``python -m scalar_ml.sample``: sample one ensemble (or a μ scan) and report its observables.
+
+Hydra app on ``conf/sample.yaml`` (config groups ``physics``, ``lattice``, ``sampler`` shared with
+``train.py``)::
+
+    python -m scalar_ml.sample physics.eta=4.25 physics.lam=1.0 physics.mu=0.5 \\
+        lattice.nt=8 lattice.nx=8 n_configs=20000 seed=1
+
+prints ⟨n⟩, ⟨|φ|²⟩, ⟨|φ|⁴⟩ with autocorrelation-aware errors (Wolff's Γ-method over the independent
+chains, :func:`scalar_ml.physics.autocorr.autocorrelation`) and τ_int in units of stored
+configurations (≈ 0.5 when they are decorrelated), and writes ``summary.json`` into the run directory.
+
+- ``format=json``: stdout carries only the summary JSON object
+  ``{"n": {"mean", "err", "tau_int"}, "phi2": {...}, "phi4": {...}, "acceptance": {...},
+  "proposals_per_s", "configs_per_s", "n_configs", ...}`` (logs go to stderr and ``sample.log``).
+- ``out=PATH.npz``: also writes ``configs`` ((N, 4, Nt, Nx) int32, channels ``[k_t, k_x, l_t, l_x]``),
+  ``n``, ``phi2``, ``phi4`` and ``meta`` (JSON string) atomically; loadable with ``allow_pickle=False``.
+- ``scan.mu='[0.85,0.9,...]'``: one ensemble per μ (``physics.mu`` is ignored); a table per μ,
+  ``scan.csv`` and ``scan.png`` (n(μ) and |φ|²(μ) with error bars: the Silver Blaze picture) in the
+  run directory; ``summary.json`` (and the ``format=json`` output) is ``{"scan": [summary per μ]}``.
+- ``cache=false`` generates without reading or writing the ensemble cache (``paths.data_dir``).
+
+Bad input (η ≤ 0, λ < 0, a non-existent free theory, Nt or Nx < 2, n_configs < 1, an unknown key,
+a bad ``format``, an ``out`` path not ending in ``.npz`` or in a missing directory, ...) is refused
+before any sampling: one ``error:`` line on stderr, exit status 2, and nothing written: no cache
+entry, no ``out`` file, and the run directory Hydra created for the job is removed again (its
+``.hydra/*.yaml`` and ``sample.log``; any parent folders Hydra created stay). Keys unknown to
+the config (``physics.etaa=1``) are refused by Hydra itself before a run directory exists (exit 1).
+
+>>> from omegaconf import OmegaConf
+>>> cfg = OmegaConf.create({"physics": {"eta": 4.01, "lam": 1.0, "mu": 1.0},
+...     "lattice": {"nt": 8, "nx": 8}, "n_configs": 0, "seed": 0})
+>>> parse_config(cfg)
+Traceback (most recent call last):
+...
+scalar_ml.sample.SampleConfigError: n_configs must be an integer >= 1, got 0
+>>> parse_config(OmegaConf.merge(cfg, {"n_configs": 10, "physics": {"eta": -1}}))
+Traceback (most recent call last):
+...
+scalar_ml.sample.SampleConfigError: physics: eta must be > 0, got eta = -1.0
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+import scalar_ml  # noqa: F401  (registers the ${scalar_ml.*:} resolvers used by conf/)
+from scalar_ml.data.cache import EnsembleCache, EnsembleRequest, atomic_write
+from scalar_ml.physics.ensemble import Ensemble
+from scalar_ml.physics.params import Lattice, PhysicsParams
+
+__all__ = [
+    "SampleConfigError",
+    "SampleJob",
+    "format_table",
+    "main",
+    "parse_config",
+    "plot_scan",
+    "run",
+    "summarize",
+]
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("table", "json")
+OBSERVABLES = (("n", "<n>"), ("phi2", "<|phi|^2>"), ("phi4", "<|phi|^4>"))
+
+# Keys of the composed config this app understands (``hydra`` is Hydra's own, ``paths`` the shared one).
+_ALLOWED: dict[str, set[str] | None] = {
+    "hydra": None,
+    "paths": None,
+    "task_name": None,
+    "physics": {"eta", "lam", "mu"},
+    "lattice": {"nt", "nx"},
+    "sampler": {"n_chains", "n_therm", "sweeps_between", "progress"},
+    "scan": {"mu"},
+    "seed": None,
+    "n_configs": None,
+    "format": None,
+    "out": None,
+    "cache": None,
+}
+
+
+class SampleConfigError(ValueError):
+    """The configuration of ``scalar_ml.sample`` is invalid (raised before any work is done)."""
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """A validated sampling job: one request per μ (a single one without a scan)."""
+
+    requests: tuple[EnsembleRequest, ...]
+    progress: bool
+    fmt: str
+    out: Path | None
+    scan: bool
+    cache: bool
+    data_dir: Path | None
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SampleConfigError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SampleConfigError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _check_keys(cfg: DictConfig) -> None:
+    unknown: list[str] = []
+    for key in cfg:
+        key = str(key)
+        if key not in _ALLOWED:
+            unknown.append(key)
+            continue
+        allowed = _ALLOWED[key]
+        if allowed is not None:
+            node = cfg[key]
+            if not isinstance(node, DictConfig):
+                raise SampleConfigError(f"{key} must be a group of keys {sorted(allowed)}")
+            unknown += [f"{key}.{sub}" for sub in node if str(sub) not in allowed]
+    if unknown:
+        raise SampleConfigError(
+            f"unknown config key(s): {', '.join(sorted(unknown))} "
+            f"(see conf/sample.yaml and its groups for the valid keys)"
+        )
+
+
+def _scan_values(raw: Any) -> list[float] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):  # scan.mu="[0.9, 1.0]" arriving as a string
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise SampleConfigError(f"scan.mu must be a list of numbers, got {raw!r}") from exc
+    if isinstance(raw, ListConfig):
+        raw = OmegaConf.to_container(raw)
+    if not isinstance(raw, list) or not raw:
+        raise SampleConfigError(f"scan.mu must be a non-empty list of numbers, got {raw!r}")
+    values = [_number(f"scan.mu[{i}]", v) for i, v in enumerate(raw)]
+    if len(set(values)) != len(values):
+        raise SampleConfigError(f"scan.mu has repeated values: {values}")
+    return values
+
+
+def _out_path(raw: Any) -> Path | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw:
+        raise SampleConfigError(f"out must be a file path ending in .npz, got {raw!r}")
+    path = Path(raw).expanduser()
+    if path.suffix != ".npz":
+        raise SampleConfigError(f"out must end in .npz, got {raw!r}")
+    if path.is_dir():
+        raise SampleConfigError(f"out is a directory: {raw!r}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise SampleConfigError(f"out: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise SampleConfigError(f"out: directory {str(parent)!r} is not writable")
+    return path.resolve()
+
+
+def parse_config(cfg: DictConfig) -> SampleJob:
+    """Validate the composed config (no disk writes) and turn it into a :class:`SampleJob`.
+
+    Raises:
+        SampleConfigError: with a message naming the offending key.
+    """
+    _check_keys(cfg)
+    phys, lat = cfg.get("physics"), cfg.get("lattice")
+    if phys is None or lat is None:
+        raise SampleConfigError("the config needs the physics and lattice groups")
+    eta, lam = _number("physics.eta", phys.get("eta")), _number("physics.lam", phys.get("lam"))
+    mu = _number("physics.mu", phys.get("mu"))
+    scan_mu = _scan_values(OmegaConf.select(cfg, "scan.mu", default=None))
+    for m in scan_mu if scan_mu is not None else [mu]:
+        where = " (in scan.mu)" if scan_mu is not None else ""
+        try:
+            PhysicsParams(eta, lam, m).validate()
+        except ValueError as exc:
+            raise SampleConfigError(f"physics: {exc}{where}") from exc
+    lattice = Lattice(_integer("lattice.nt", lat.get("nt")), _integer("lattice.nx", lat.get("nx")))
+    try:
+        lattice.validate()
+    except ValueError as exc:
+        raise SampleConfigError(str(exc)) from exc
+
+    sampler = OmegaConf.to_container(cfg.get("sampler") or OmegaConf.create({}), resolve=True)
+    assert isinstance(sampler, dict)
+    progress = sampler.pop("progress", False)
+    n_configs, seed = cfg.get("n_configs", 1000), cfg.get("seed", 0)
+    try:
+        requests = tuple(
+            EnsembleRequest.create(
+                PhysicsParams(eta, lam, m), lattice, n_configs, seed, progress=progress, **sampler
+            )
+            for m in (scan_mu if scan_mu is not None else [mu])
+        )
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        if msg.startswith(("n_chains", "n_therm", "sweeps_between", "progress")):
+            msg = f"sampler.{msg}"
+        raise SampleConfigError(msg) from exc
+
+    fmt = cfg.get("format", "table")
+    if fmt not in FORMATS:
+        raise SampleConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    out = _out_path(cfg.get("out", None))
+    if out is not None and scan_mu is not None:
+        raise SampleConfigError("out cannot be combined with scan.mu (one ensemble per mu)")
+    cache = cfg.get("cache", True)
+    if not isinstance(cache, bool):
+        raise SampleConfigError(f"cache must be true or false, got {cache!r}")
+    data_dir = None
+    if cache:
+        raw_dir = OmegaConf.select(cfg, "paths.data_dir", default=None)
+        if not raw_dir:
+            raise SampleConfigError("paths.data_dir must be set when cache=true")
+        data_dir = Path(str(raw_dir))
+        if data_dir.exists() and not data_dir.is_dir():
+            raise SampleConfigError(f"paths.data_dir is not a directory: {str(data_dir)!r}")
+    return SampleJob(
+        requests=requests,
+        progress=bool(progress),
+        fmt=fmt,
+        out=out,
+        scan=scan_mu is not None,
+        cache=cache,
+        data_dir=data_dir,
+    )
+
+
+# --------------------------------------------------------------------------- statistics
+def _chains(ens: Ensemble, series: np.ndarray) -> list[np.ndarray]:
+    """Split a per-configuration series into the ensemble's independent chains (in stored order)."""
+    lengths = ens.meta.get("chain_lengths")
+    if isinstance(lengths, list) and lengths and sum(lengths) == series.size:
+        if min(lengths) >= 2:
+            return list(np.split(series, np.cumsum(lengths)[:-1]))
+    return [series]
+
+
+def _finite(x: Any) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def summarize(ens: Ensemble) -> dict[str, Any]:
+    """The summary object of one ensemble (the ``format=json`` output for a single run)."""
+    from scalar_ml.physics.autocorr import autocorrelation
+
+    meta = ens.meta
+    out: dict[str, Any] = {}
+    for name, _ in OBSERVABLES:
+        series = np.asarray(getattr(ens, name), dtype=np.float64)
+        if series.size >= 2:
+            res = autocorrelation(_chains(ens, series))
+            out[name] = {
+                "mean": res.mean,
+                "err": res.err,
+                "tau_int": res.tau_int,
+                "tau_int_err": res.tau_int_err,
+                "window_ok": res.window_ok,
+            }
+        else:  # a single configuration: no error estimate is possible
+            out[name] = {"mean": float(series.mean()), "err": None, "tau_int": None}
+    out["acceptance"] = dict(meta.get("acceptance") or {})
+    out["proposals_per_s"] = _finite(meta.get("proposals_per_s"))
+    out["configs_per_s"] = _finite(meta.get("configs_per_s"))
+    out["n_configs"] = len(ens)
+    for key in ("params", "lattice", "seed", "sampler_options", "tau_int", "sweeps_between"):
+        if key in meta:
+            out["tau_int_sweeps" if key == "tau_int" else key] = meta[key]
+    cache = meta.get("cache")
+    if isinstance(cache, dict) and "file" in cache:
+        out["cache_file"] = cache["file"]
+    return out
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: non-finite floats become null, numpy scalars plain Python."""
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# --------------------------------------------------------------------------- output
+def _fmt_num(x: Any, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def format_table(summary: Mapping[str, Any], title: str) -> str:
+    """Plain-text table of one summary."""
+    lines = [title, f"{'observable':<12}{'mean':>14}{'err':>14}{'tau_int':>10}"]
+    for name, label in OBSERVABLES:
+        s = summary[name]
+        lines.append(
+            f"{label:<12}{_fmt_num(s['mean'], '.6f'):>14}{_fmt_num(s['err'], '.6f'):>14}"
+            f"{_fmt_num(s['tau_int'], '.2f'):>10}"
+        )
+    acc = summary.get("acceptance") or {}
+    if acc:
+        lines.append(
+            "acceptance: "
+            + ", ".join(
+                f"{k}={v:.3f}" if isinstance(v, int | float) else f"{k}={v}" for k, v in acc.items()
+            )
+        )
+    rates = [
+        f"{summary[k]:.3g} {label}/s"
+        for k, label in (("proposals_per_s", "worm proposals"), ("configs_per_s", "configs"))
+        if summary.get(k) is not None
+    ]
+    if rates:
+        lines.append("generation: " + ", ".join(rates))
+    return "\n".join(lines)
+
+
+def _title(req: EnsembleRequest) -> str:
+    p = req.params
+    return (
+        f"eta={p.eta:g} lam={p.lam:g} mu={p.mu:g} | {req.lattice} | "
+        f"N={req.n_configs} seed={req.seed} n_chains={req.n_chains}"
+    )
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _write_out(path: Path, ens: Ensemble) -> None:
+    meta = json.dumps(_clean(ens.meta), sort_keys=True, allow_nan=False)
+
+    def write(f: Any) -> None:
+        np.savez_compressed(
+            f,
+            configs=np.asarray(ens.configs, dtype=np.int32),
+            n=np.asarray(ens.n, dtype=np.float64),
+            phi2=np.asarray(ens.phi2, dtype=np.float64),
+            phi4=np.asarray(ens.phi4, dtype=np.float64),
+            meta=np.array(meta),
+        )
+
+    atomic_write(path, write)
+
+
+_CSV_FIELDS = ["mu"] + [f"{o}_{s}" for o, _ in OBSERVABLES for s in ("mean", "err", "tau_int")]
+
+
+def _write_scan(
+    run_dir: Path, mus: list[float], summaries: list[dict[str, Any]], title: str
+) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*_CSV_FIELDS, "n_configs"], lineterminator="\n")
+    writer.writeheader()
+    for mu, s in zip(mus, summaries, strict=True):
+        row: dict[str, Any] = {"mu": mu, "n_configs": s["n_configs"]}
+        for o, _ in OBSERVABLES:
+            for stat in ("mean", "err", "tau_int"):
+                v = s[o][stat]
+                row[f"{o}_{stat}"] = "" if v is None else repr(float(v))
+        writer.writerow(row)
+    atomic_write(run_dir / "scan.csv", lambda f: f.write(buf.getvalue().encode()))
+    plot_scan(run_dir / "scan.png", mus, summaries, title)
+
+
+def plot_scan(
+    path: Path, mus: list[float], summaries: list[dict[str, Any]], title: str = ""
+) -> None:
+    """PNG of n(μ) and |φ|²(μ) with error bars (matplotlib imported lazily, Agg canvas)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    for ax, (name, label) in zip(fig.subplots(1, 2), OBSERVABLES[:2], strict=True):
+        mean = [s[name]["mean"] for s in summaries]
+        err = [s[name]["err"] or 0.0 for s in summaries]
+        ax.errorbar(mus, mean, yerr=err, fmt="o-", ms=4, capsize=3)
+        ax.set_xlabel("mu")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+
+    def write(f: Any) -> None:
+        fig.savefig(f, format="png", dpi=120)
+
+    atomic_write(path, write)
+
+
+# --------------------------------------------------------------------------- the job
+def _sample(req: EnsembleRequest, job: SampleJob) -> Ensemble:
+    progress = job.progress and sys.stderr.isatty()
+    if job.cache:
+        assert job.data_dir is not None
+        cache = EnsembleCache(job.data_dir)
+        return cache.get(
+            req.params,
+            req.lattice,
+            req.n_configs,
+            req.seed,
+            progress=progress,
+            **req.sampler_options(),
+        )
+    from scalar_ml.physics.ensemble import generate_ensemble
+
+    return generate_ensemble(
+        req.params, req.lattice, req.n_configs, req.seed, progress=progress, **req.sampler_options()
+    )
+
+
+def run(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Validate ``cfg``, sample, print the table/JSON, write the outputs; return the summary.
+
+    ``output_dir`` is the run directory (``summary.json``, ``scan.csv``, ``scan.png`` go there).
+    Raises :class:`SampleConfigError` before doing anything if ``cfg`` is invalid.
+    """
+    job = parse_config(cfg)
+    run_dir = Path(output_dir)
+    summaries: list[dict[str, Any]] = []
+    for req in job.requests:
+        log.info("sampling %s", _title(req))
+        ens = _sample(req, job)
+        summary = _clean(summarize(ens))
+        summaries.append(summary)
+        if job.fmt == "table":
+            print(format_table(summary, _title(req)) + "\n", flush=True)
+        if job.out is not None:
+            _write_out(job.out, ens)
+            log.info("wrote %s", job.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if job.scan:
+        mus = [req.params.mu for req in job.requests]
+        result: dict[str, Any] = {
+            "scan": [{"mu": m, **s} for m, s in zip(mus, summaries, strict=True)]
+        }
+        r0 = job.requests[0]
+        title = (
+            f"eta={r0.params.eta:g} lam={r0.params.lam:g} | {r0.lattice} | "
+            f"N={r0.n_configs} seed={r0.seed}"
+        )
+        _write_scan(run_dir, mus, summaries, title)
+        if job.fmt == "table":
+            print(f"scan: wrote {run_dir / 'scan.csv'} and {run_dir / 'scan.png'}", flush=True)
+    else:
+        result = summaries[0]
+    _write_json(run_dir / "summary.json", result)
+    if job.fmt == "json":
+        sys.stdout.write(json.dumps(result, allow_nan=False) + "\n")
+        sys.stdout.flush()
+    log.info("wrote %s", run_dir / "summary.json")
+    return result
+
+
+def _discard_run_dir(run_dir: Path) -> None:
+    """Remove what Hydra wrote for a job that was refused (its .hydra/*.yaml and log file), nothing else."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        filename = getattr(handler, "baseFilename", None)
+        if filename and Path(filename).parent == run_dir:
+            root.removeHandler(handler)
+            handler.close()
+            Path(filename).unlink(missing_ok=True)
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (run_dir / ".hydra" / name).unlink(missing_ok=True)
+    for d in (run_dir / ".hydra", run_dir):
+        try:
+            d.rmdir()  # only if empty: never removes anything the user put there
+        except OSError:
+            pass
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point (``python -m scalar_ml.sample [overrides]``); see the module docstring."""
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    logging.captureWarnings(True)
+    try:
+        parse_config(cfg)
+    except SampleConfigError as exc:
+        _discard_run_dir(run_dir)
+        print(f"scalar_ml.sample: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    run(cfg, run_dir)
+
+
+if __name__ == "__main__":
+    main()
