@@ -290,19 +290,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> 
     _fsync_dir(path.parent)
 
 
-def _default_generator() -> tuple[Generator, str | None]:
+def _default_generator() -> tuple[Generator, str]:
     from scalar_ml.physics import ensemble as ens  # lazy: numba kernels load only when sampling
 
-    try:
-        gen = ens.generate_ensemble
-    except AttributeError as exc:  # pragma: no cover - only while the sampler is being written
-        raise RuntimeError("scalar_ml.physics.ensemble.generate_ensemble is not available") from exc
-    version = None
-    for attr in ("SAMPLER_VERSION", "ALGORITHM_VERSION", "__version__"):
-        if hasattr(ens, attr):
-            version = f"worm-{getattr(ens, attr)}"
-            break
-    return gen, version
+    return ens.generate_ensemble, f"worm-{ens.SAMPLER_VERSION}"
 
 
 class EnsembleCache:

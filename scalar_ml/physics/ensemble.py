@@ -54,6 +54,10 @@ from scalar_ml.physics.params import Lattice, PhysicsParams
 from scalar_ml.physics.weights import WeightTable
 from scalar_ml.physics.worm import WormChains
 
+# Version of the sampling algorithm (sweep definition, RNG streams, decorrelation rule). It is part
+# of every ensemble-cache key: bump it whenever the same seed would give different configurations.
+SAMPLER_VERSION = 1
+
 __all__ = ["Ensemble", "generate_ensemble"]
 
 _PROVISIONAL_SWEEPS = 30

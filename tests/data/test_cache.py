@@ -419,5 +419,10 @@ def test_real_sampler_through_the_cache_is_transparent_and_valid(data_dir):
     def must_not_run(*args, **kwargs):
         raise AssertionError("cache miss")
 
-    hit = EnsembleCache(data_dir, generator=must_not_run).get(params, lattice, 60, 4, n_chains=2)
+    from scalar_ml.physics.ensemble import SAMPLER_VERSION
+
+    # an injected generator must name the algorithm to share the real sampler's entries
+    tag = f"worm-{SAMPLER_VERSION}"
+    cache = EnsembleCache(data_dir, generator=must_not_run, algorithm=tag)
+    hit = cache.get(params, lattice, 60, 4, n_chains=2)
     assert _digest(hit) == _digest(ens) and hit.meta == ens.meta
