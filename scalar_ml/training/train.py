@@ -1,0 +1,313 @@
+"""``train(cfg) -> metrics``: one training run from a composed Hydra config (``conf/train.yaml``).
+
+Order of work (every check happens before any sampling or training, and nothing stored is
+overwritten):
+
+1. checks: ``ckpt_path`` exists, the run directory holds no results yet, the seed is valid;
+2. the seed: ``cfg.seed``, else the checkpoint's (when resuming), else a drawn one; it is written into
+   the config, ``seed_everything(seed, workers=True)``;
+3. the model (``cfg.model``: builds and validates the network), the data module (``cfg.data``:
+   validates sizes, worm counts, physics), their compatibility (an fl network's fixed lattice, the
+   number of outputs), the callbacks, the loggers and the trainer;
+4. ``<run dir>/config_resolved.yaml`` (the composed config, resolved, with the seed actually used);
+5. ``trainer.fit`` (sampling missing ensembles into the cache first), then the best checkpoint is
+   evaluated on the validation and test splits;
+6. ``<run dir>/metrics.json``: the final metrics plus the seed, checkpoints, epochs and timings.
+
+:func:`run` is what ``train.py`` calls: it returns ``cfg.optimized_metric`` as a finite float, the
+``divergence_penalty`` when the loss became NaN/inf, and finishes wandb runs after every job.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from scalar_ml.training.utils import (
+    check_ckpt_path,
+    check_fresh_output_dir,
+    instantiate_dict,
+    jsonable,
+    read_checkpoint_info,
+    resolve_seed,
+    write_json_atomic,
+)
+
+__all__ = ["run", "train"]
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+RESOLVED_CONFIG_FILE = "config_resolved.yaml"
+
+
+def _global_rank() -> int:
+    """This process's global rank as Lightning determines it from the environment (0 if single)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+def _check_model_data(model: Any, datamodule: Any) -> None:
+    """The network must take the data's lattice and produce the task's targets."""
+    from scalar_ml.models.spec import format_size
+
+    lattice = datamodule.lattice.shape
+    net = model.net
+    if model.task != datamodule.task:
+        raise ValueError(f"model task {model.task!r} does not match data task {datamodule.task!r}")
+    if net.input_size is not None and tuple(net.input_size) != tuple(lattice):
+        name = model.hparams.get("preset") or "this fl network"
+        raise ValueError(
+            f"{name} takes only {format_size(net.input_size)} lattices (flattening fixes the input "
+            f"size), but the training lattice is {format_size(lattice)}: choose "
+            f"lattice={net.input_size[0]}x{net.input_size[1]} or an eq/st model"
+        )
+    net.trace(lattice)  # a kernel larger than the lattice raises SpecError here, before sampling
+
+
+def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that re-raises a bad value as itself (``ValueError: <what>: ...``).
+
+    Hydra wraps constructor errors in ``InstantiationException``; unwrapping keeps the error type
+    (and so ``pytest.raises``/sweeper handling) meaningful and the message short.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ValueError | TypeError | FileNotFoundError):
+            raise type(cause)(f"{what}: {cause}") from exc
+        raise
+
+
+def _best_checkpoint_callback(trainer: Any) -> Any:
+    """The ModelCheckpoint that ranks epochs by a metric (the first one), or ``None``."""
+    return next((cb for cb in trainer.checkpoint_callbacks if cb.monitor is not None), None)
+
+
+def _last_checkpoint(trainer: Any) -> Path | None:
+    """``last.ckpt`` as written by the metric-free ModelCheckpoint (``None`` if none was written)."""
+    for cb in trainer.checkpoint_callbacks:
+        path = cb.last_model_path or cb.best_model_path
+        if cb.monitor is None and path and Path(path).exists():
+            return Path(path)
+    return None
+
+
+def _overall_best(ckpt_cb: Any, best: str, previous: tuple[str, float] | None) -> str:
+    """The best checkpoint over the whole training, including the run resumed from.
+
+    A resumed run writes into a new directory, where Lightning's ModelCheckpoint starts its ranking
+    afresh; the run it resumed from may hold a better epoch (same val/loss monitor, mode min).
+    """
+    if (
+        previous is None
+        or ckpt_cb is None
+        or ckpt_cb.monitor != "val/loss"
+        or ckpt_cb.mode != "min"
+    ):
+        return best
+    prev_path, prev_score = previous
+    score = ckpt_cb.best_model_score
+    if Path(prev_path).is_file() and (score is None or prev_score < float(score)):
+        log.info(
+            "the best epoch is in the run resumed from: %s (val/loss %g)", prev_path, prev_score
+        )
+        return prev_path
+    return best
+
+
+def _flat_metrics(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in sorted(values.items())}
+
+
+def _finish_wandb() -> None:
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train (and evaluate) one model as configured; return the final metrics (also in metrics.json).
+
+    Returns a flat dict: metric names (``val/loss``, ``test/loss``, ``val/loss_best``, …, as floats;
+    ``val/*`` and ``test/*`` refer to the best checkpoint when ``cfg.test``), plus ``seed``,
+    ``epochs``, ``global_step``, ``best_checkpoint``, ``last_checkpoint``, ``diverged`` and
+    ``elapsed_s``.
+
+    Raises:
+        FileNotFoundError: ``ckpt_path`` does not exist.
+        FileExistsError: the run directory already holds results.
+        ValueError: invalid model, data, seed or their combination (before any work).
+        DivergedError: the loss became NaN/inf (metrics.json records it first).
+    """
+    t_start = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    ckpt_path = check_ckpt_path(cfg.get("ckpt_path"))
+    do_train = bool(cfg.get("train", True))
+    if not do_train and ckpt_path is None:
+        raise ValueError("train=false evaluates a checkpoint: give ckpt_path=<path to a .ckpt>")
+    threads = cfg.get("cpu_threads")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ValueError(f"cpu_threads must be null or an integer >= 1, got {threads!r}")
+    # Under DDP, Lightning re-runs this script for ranks >= 1 with the same run directory: only
+    # rank 0 checks it and writes files; the others take rank 0's seed from the environment.
+    rank = _global_rank()
+    if rank == 0:
+        check_fresh_output_dir(output_dir)
+    ckpt_info = read_checkpoint_info(ckpt_path) if ckpt_path is not None else {}
+    requested = cfg.get("seed")
+    if requested is None and rank != 0 and os.environ.get("PL_GLOBAL_SEED") is not None:
+        requested = int(os.environ["PL_GLOBAL_SEED"])
+    seed = resolve_seed(requested, ckpt_info)
+    with open_dict(cfg):
+        cfg.seed = seed
+        model_cfg = cfg.model
+        if (
+            model_cfg.get("layers") is not None
+            and model_cfg.get("family") == "fl"
+            and model_cfg.get("input_size") is None
+        ):
+            model_cfg.input_size = [int(cfg.lattice.nt), int(cfg.lattice.nx)]
+
+    import lightning as L
+
+    from scalar_ml.training.callbacks import RunInfo
+    from scalar_ml.training.module import DivergedError
+
+    L.seed_everything(seed, workers=True)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    log.info("model <%s>", cfg.model.get("preset") or "custom layers")
+    model = _instantiate(cfg.model, "model")
+    log.info("data <%s>", cfg.data._target_)
+    datamodule = _instantiate(cfg.data, "data")
+    _check_model_data(model, datamodule)
+
+    callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    callbacks.append(RunInfo(seed, jsonable(resolved), datamodule.describe()))
+    loggers = instantiate_dict(cfg.get("logger"), "logger")
+    if ckpt_info.get("data") and ckpt_info["data"] != datamodule.describe():
+        log.warning("resuming on data that differ from the checkpoint's: %s", ckpt_info["data"])
+
+    # Batches come whole from in-memory tensors: worker processes would only add overhead.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    if ckpt_path is not None:
+        # A resumed run writes into its own new directory; Lightning then restarts the ranking of
+        # best checkpoints (and says so). _overall_best() still finds an older best epoch.
+        warnings.filterwarnings("ignore", message=r"The dirpath has changed from .*")
+    trainer: L.Trainer = _instantiate(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+    )
+
+    if rank == 0:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(resolved), output_dir / RESOLVED_CONFIG_FILE)
+    for lg in loggers:
+        lg.log_hyperparams(
+            {
+                "seed": seed,
+                "task": cfg.task.name,
+                "model": jsonable(resolved["model"]),
+                "data": datamodule.describe(),
+                "trainer": jsonable(resolved["trainer"]),
+                "n_parameters": model.hparams["n_parameters"],
+            }
+        )
+
+    metrics: dict[str, Any] = {}
+    info: dict[str, Any] = {
+        "seed": seed,
+        "task": cfg.task.name,
+        "preset": model.hparams.get("preset"),
+        "n_parameters": model.hparams["n_parameters"],
+        "run_dir": str(output_dir),
+        "diverged": False,
+    }
+    finished = False
+    try:
+        if do_train:
+            trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+            metrics.update(_flat_metrics(trainer.callback_metrics))
+        ckpt_cb = _best_checkpoint_callback(trainer) if do_train else None
+        best = ckpt_cb.best_model_path if ckpt_cb is not None else ""
+        best = _overall_best(ckpt_cb, best, ckpt_info.get("previous_best"))
+        last = _last_checkpoint(trainer) if do_train else None
+        # Evaluate the best checkpoint (the current weights when none was written, e.g. fast_dev_run;
+        # the given checkpoint with train=false).
+        eval_ckpt = best or (None if do_train else ckpt_path)
+        if cfg.get("test", True):
+            for result in trainer.validate(model=model, datamodule=datamodule, ckpt_path=eval_ckpt):
+                metrics.update(_flat_metrics(result))
+            for result in trainer.test(model=model, datamodule=datamodule, ckpt_path=eval_ckpt):
+                metrics.update(_flat_metrics(result))
+        info.update(
+            best_checkpoint=best or None,
+            last_checkpoint=str(last) if last is not None else None,
+            evaluated_checkpoint=str(eval_ckpt) if eval_ckpt else None,
+        )
+        finished = True
+    except DivergedError as exc:
+        info.update(diverged=True, error=str(exc))
+        log.error("training diverged: %s", exc)
+        raise
+    finally:
+        info.update(
+            epochs=int(trainer.current_epoch),
+            global_step=int(trainer.global_step),
+            elapsed_s=round(time.perf_counter() - t_start, 3),
+            cpu_threads=threads,
+        )
+        result = {**metrics, **info}
+        if (finished or info["diverged"]) and rank == 0:
+            write_json_atomic(output_dir / METRICS_FILE, result)
+        if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+            _finish_wandb()
+    log.info("final metrics: %s", metrics)
+    return result
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train; return ``metrics[cfg.optimized_metric]`` (finite: the penalty if diverged; ``None`` if unset)."""
+    from scalar_ml.training.module import DivergedError
+
+    penalty = float(cfg.get("divergence_penalty", 1.0e6))
+    try:
+        metrics = train(cfg)
+    except DivergedError:
+        log.error("returning the divergence penalty %g as the objective", penalty)
+        return penalty
+    finally:
+        _finish_wandb()
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return None
+    if name not in metrics:
+        available = sorted(k for k, v in metrics.items() if isinstance(v, float))
+        raise KeyError(
+            f"optimized_metric {name!r} was not computed; available: {', '.join(available)}"
+        )
+    value = float(metrics[name])
+    if not math.isfinite(value):
+        log.error("%s is %s: returning the divergence penalty %g", name, value, penalty)
+        return penalty
+    return value

@@ -1,0 +1,67 @@
+"""Shared constants and functions of the training tests (fixtures live in conftest.py).
+
+``TINY`` overrides keep every run to a few batches; the ensembles they need (two 8×8 points for
+detection/counting, two 60×4 mu values for observables) are sampled once per session into the
+``tiny_cache`` fixture's directory and then read from it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from scalar_ml.paths import PROJECT_ROOT
+
+REPO: Path = PROJECT_ROOT
+
+#: Sampler settings for test ensembles: short chains (the sampler warns that they are correlated).
+TINY_SAMPLER: list[str] = [
+    "sampler.n_chains=2",
+    "sampler.n_therm=20",
+    "sampler.sweeps_between=2",
+    "sampler.progress=false",
+]
+#: Small data, one epoch, no loggers and no console noise.
+TINY: list[str] = [
+    *TINY_SAMPLER,
+    "data.n_train=32",
+    "data.n_val=16",
+    "data.n_test=16",
+    "data.batch_size=16",
+    "trainer.max_epochs=1",
+    "++trainer.enable_progress_bar=false",
+    "logger=none",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.model_summary=null",
+]
+#: Observables with two mu values only (fewer ensembles to sample).
+TINY_OBS: list[str] = ["data.mu_values=[0.95,1.05]"]
+#: Sampler warnings about deliberately short test chains.
+SHORT_CHAINS = "ignore:.*shorter than.*:UserWarning"
+#: Warnings expected with tiny test data or from Lightning's own deprecations.
+WARNING_FILTERS = [
+    SHORT_CHAINS,
+    "ignore:.*smaller than the logging interval.*",
+    "ignore:.*isinstance.treespec, LeafSpec.*",
+]
+
+
+def tiny_for(task: str) -> list[str]:
+    """``TINY`` plus the task-specific reductions (``task=...`` must be given by the caller)."""
+    return TINY + (TINY_OBS if task == "observables" else [])
+
+
+def subprocess_env(cache: Path, tmp: Path) -> dict[str, str]:
+    """Environment for CLI subprocesses: the given cache, wandb offline and quiet, caches in tmp."""
+    env = dict(os.environ)
+    env.update(
+        SCALAR_ML_DATA_DIR=str(cache),
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        WANDB_DIR=str(tmp / "wandb_dir"),
+        WANDB_CACHE_DIR=str(tmp / "wandb_cache"),
+        WANDB_CONFIG_DIR=str(tmp / "wandb_config"),
+        HYDRA_FULL_ERROR="1",
+        PYTHONWARNINGS="ignore",
+    )
+    return env
