@@ -286,16 +286,47 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+def _spec_error_in_chain(exc: BaseException) -> BaseException | None:
+    """The :class:`~scalar_ml.models.spec.SpecError` that caused ``exc`` (itself included), if any.
+
+    A network that cannot be built for the training lattice (e.g. a searched point whose kernel is
+    larger than the pooled lattice) raises ``SpecError`` before any data are loaded; Hydra may wrap
+    it in ``InstantiationException``, so the ``__cause__``/``__context__`` chain is followed.
+    """
+    from scalar_ml.models.spec import SpecError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SpecError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def run(cfg: DictConfig) -> float | None:
-    """Train; return ``metrics[cfg.optimized_metric]`` (finite: the penalty if diverged; ``None`` if unset)."""
+    """Train; return ``metrics[cfg.optimized_metric]`` (finite: the penalty if diverged; ``None`` if unset).
+
+    With ``cfg.invalid_architecture_penalty`` set (architecture searches), a network that cannot be
+    built for the training lattice returns that penalty instead of raising, so that the sampler
+    learns to avoid the region rather than ignoring a failed trial.
+    """
     from scalar_ml.training.module import DivergedError
 
     penalty = float(cfg.get("divergence_penalty", 1.0e6))
+    invalid_penalty = cfg.get("invalid_architecture_penalty")
     try:
         metrics = train(cfg)
     except DivergedError:
         log.error("returning the divergence penalty %g as the objective", penalty)
         return penalty
+    except Exception as exc:
+        spec_error = _spec_error_in_chain(exc)
+        if invalid_penalty is None or spec_error is None:
+            raise
+        log.error("invalid network (%s): returning the penalty %g", spec_error, invalid_penalty)
+        return float(invalid_penalty)
     finally:
         _finish_wandb()
     name = cfg.get("optimized_metric")

@@ -183,6 +183,21 @@ def test_divergence_stops_the_run_and_returns_a_finite_penalty(make_cfg) -> None
     assert run(make_cfg([*overrides, "divergence_penalty=12345"])) == 12345.0
 
 
+def test_unbuildable_network_fails_loudly_or_returns_the_search_penalty(make_cfg) -> None:
+    from scalar_ml.models.spec import SpecError
+    from scalar_ml.training.train import run
+
+    # A 9×9 kernel does not fit the 8×8 training lattice: refused before any data are loaded.
+    layers = (
+        "model.layers=[{type: conv, kernel: 9, out: 2, bias: false},"
+        " {type: global_pool, mode: sum}, {type: linear, out: 1, bias: false}]"
+    )
+    overrides = [*TINY, "seed=0", "model=custom", "model.family=eq", layers]
+    with pytest.raises(SpecError, match="kernel"):
+        run(make_cfg(overrides))
+    assert run(make_cfg([*overrides, "invalid_architecture_penalty=777"])) == 777.0
+
+
 def test_run_returns_the_optimized_metric(make_cfg) -> None:
     from scalar_ml.training.train import run
 
