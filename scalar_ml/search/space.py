@@ -1,0 +1,335 @@
+r"""The architecture search space: a flat ``arch`` mapping of scalars -> an EQ / ST / FL layer spec.
+
+Hydra's Optuna sweeper can only sample flat config values, so a sampled network is a mapping of
+scalars (``model.arch`` in ``conf/model/searchable.yaml``) that :func:`arch_layers` turns into a
+layer list in the format of :mod:`scalar_ml.models.spec`. Keys (slots ``i = 0 … 4``):
+
+``n_conv``
+    number of periodic convolutions, 1 … :data:`MAX_CONV`; slots ``i >= n_conv`` are ignored.
+``kernel_<i>``, ``channels_<i>``
+    kernel size (``k×k``) and output channels of convolution ``i``. Every convolution is followed
+    by the activation, except optionally the last one (``last_conv_activation``).
+``pool_<i>``
+    ``none``, ``avg`` or ``max``: a 2×2 stride-2 local pooling after convolution ``i`` (and its
+    activation). Only families ``st`` and ``fl`` may pool; for ``eq`` every used slot must be
+    ``none``.
+``global_pool``
+    ``avg``, ``max`` or ``sum``: the reduction of ``eq`` / ``st`` networks (``fl`` flattens and
+    ignores it).
+``n_linear``
+    number of dense layers after the reduction, 0 … :data:`MAX_LINEAR`; the last one has one output
+    per target. ``0`` (eq/st only) means no dense layer at all: the last convolution then has one
+    channel per target (its ``channels_<i>`` is ignored) and the pooled channels are the output,
+    like the seed's 3rd EQ counting network.
+``linear_<j>``
+    width of hidden dense layer ``j`` (``j < n_linear - 1``), followed by the activation when
+    ``linear_activation`` is true.
+``activation``
+    the activation's name (:data:`scalar_ml.models.layers.ACTIVATIONS`), default ``leaky_relu``.
+``bias``
+    bias of every layer, unless one of the group overrides ``bias_first_conv``, ``bias_conv``
+    (the other convolutions), ``bias_hidden`` (hidden dense layers) or ``bias_out`` (the output
+    dense layer) is set to true/false (``null``: follow ``bias``). The seed's detection winners
+    mix them (SPEC §6); the counting winners have no bias at all.
+
+The task adds the output: observables 2 targets, detection and counting 1; detection ends in a
+sigmoid like the seed's presets. Each of the seed's 15 Optuna winners is a point of this space
+(tests rebuild all of them), for instance the 1st EQ counting network:
+
+>>> arch = {"n_conv": 4, "kernel_0": 1, "channels_0": 32, "kernel_1": 2, "channels_1": 8,
+...         "kernel_2": 2, "channels_2": 16, "kernel_3": 1, "channels_3": 8,
+...         "global_pool": "sum", "n_linear": 1, "bias": False}
+>>> print(describe_layers(arch_layers(arch, "eq", task="counting")))
+Conv1x1(4,32) Conv2x2(32,8) Conv2x2(8,16) Conv1x1(16,8) GlobalSumPool Linear(8,1) no-bias
+
+:func:`arch_spec` also checks a point on the training lattice: a kernel or pooling window larger
+than the lattice it meets raises :class:`InvalidArchitectureError` (a ``ValueError``) naming the
+layer, before any data are loaded.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from scalar_ml.models.spec import FAMILIES, SpecError, parse_layer, to_plain
+
+__all__ = [
+    "ARCH_DEFAULTS",
+    "GLOBAL_POOLS",
+    "MAX_CONV",
+    "MAX_LINEAR",
+    "POOLS",
+    "TASK_HEADS",
+    "InvalidArchitectureError",
+    "arch_layers",
+    "arch_spec",
+    "describe_layers",
+    "normalise_arch",
+]
+
+#: Convolution slots of the space (the seed's winners use 2 … 5 convolutions).
+MAX_CONV = 5
+#: Dense layers after the reduction, output layer included (the seed's 1st FL counting net has 3).
+MAX_LINEAR = 3
+#: Local pooling kinds of a slot (2×2, stride 2).
+POOLS: tuple[str, ...] = ("none", "avg", "max")
+#: Reductions of eq / st networks.
+GLOBAL_POOLS: tuple[str, ...] = ("avg", "max", "sum")
+#: Outputs per task: (number of targets, final activation). Mirrors
+#: ``scalar_ml.training.module.TASK_TARGETS`` (checked by the tests) without importing torch.
+TASK_HEADS: dict[str, tuple[int, str | None]] = {
+    "observables": (2, None),
+    "detection": (1, "sigmoid"),
+    "counting": (1, None),
+}
+
+_BIAS_GROUPS: tuple[str, ...] = ("bias_first_conv", "bias_conv", "bias_hidden", "bias_out")
+
+#: Every key of an ``arch`` mapping and its default (``conf/model/searchable.yaml`` lists the same).
+ARCH_DEFAULTS: dict[str, Any] = {
+    "n_conv": 2,
+    **{f"kernel_{i}": 2 for i in range(MAX_CONV)},
+    **{f"channels_{i}": 8 for i in range(MAX_CONV)},
+    **{f"pool_{i}": "none" for i in range(MAX_CONV)},
+    "global_pool": "avg",
+    "n_linear": 1,
+    **{f"linear_{j}": 16 for j in range(MAX_LINEAR - 1)},
+    "activation": "leaky_relu",
+    "last_conv_activation": True,
+    "linear_activation": True,
+    "bias": True,
+    **dict.fromkeys(_BIAS_GROUPS),
+}
+
+
+class InvalidArchitectureError(SpecError):
+    """A sampled ``arch`` point that does not make a valid network (on the training lattice)."""
+
+
+def _int_in(arch: Mapping[str, Any], key: str, low: int, high: int | None = None) -> int:
+    value = arch[key]
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidArchitectureError(f"arch.{key} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"{low} … {high}" if high is not None else f">= {low}"
+        raise InvalidArchitectureError(f"arch.{key} must be {bounds}, got {value}")
+    return int(value)
+
+
+def _one_of(arch: Mapping[str, Any], key: str, choices: Sequence[str]) -> str:
+    value = arch[key]
+    if value not in choices:
+        raise InvalidArchitectureError(f"arch.{key} must be one of {list(choices)}, got {value!r}")
+    return str(value)
+
+
+def _flag(arch: Mapping[str, Any], key: str, *, optional: bool = False) -> bool | None:
+    value = arch[key]
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool):
+        allowed = "true, false or null" if optional else "true or false"
+        raise InvalidArchitectureError(f"arch.{key} must be {allowed}, got {value!r}")
+    return value
+
+
+def normalise_arch(arch: Mapping[str, Any]) -> dict[str, Any]:
+    """``arch`` as a plain dict with every key of :data:`ARCH_DEFAULTS` (missing keys defaulted).
+
+    Unknown keys are refused (a typo never silently falls back to a default).
+    """
+    plain = to_plain(arch)
+    if not isinstance(plain, Mapping):
+        raise InvalidArchitectureError(f"arch must be a mapping, got {arch!r}")
+    unknown = sorted(set(plain) - set(ARCH_DEFAULTS))
+    if unknown:
+        raise InvalidArchitectureError(
+            f"unknown arch key(s) {unknown}; known: {', '.join(ARCH_DEFAULTS)}"
+        )
+    return {**ARCH_DEFAULTS, **plain}
+
+
+def arch_layers(arch: Mapping[str, Any], family: str, *, task: str) -> list[dict[str, Any]]:
+    """The layer specs (:mod:`scalar_ml.models.spec` format) of the point ``arch`` for ``task``.
+
+    Raises :class:`InvalidArchitectureError` for values outside the space or points the family
+    does not allow (pooling in ``eq``, no dense layer in ``fl``). Unused slots are ignored.
+    """
+    if family not in FAMILIES:
+        raise InvalidArchitectureError(
+            f"unknown family {family!r}; expected one of {list(FAMILIES)}"
+        )
+    if task not in TASK_HEADS:
+        raise InvalidArchitectureError(f"unknown task {task!r}; expected one of {list(TASK_HEADS)}")
+    n_outputs, output_activation = TASK_HEADS[task]
+    a = normalise_arch(arch)
+    n_conv = _int_in(a, "n_conv", 1, MAX_CONV)
+    n_linear = _int_in(a, "n_linear", 0, MAX_LINEAR)
+    activation = str(a["activation"])
+    act = {"type": "activation", "name": activation}
+    bias = _flag(a, "bias")
+    groups = {key: _flag(a, key, optional=True) for key in _BIAS_GROUPS}
+
+    def bias_of(group: str) -> bool:
+        value = groups[group]
+        return bool(bias) if value is None else value
+
+    if family == "fl" and n_linear == 0:
+        raise InvalidArchitectureError(
+            "arch.n_linear = 0 is not possible for family 'fl' (a flattened network needs at "
+            "least the output dense layer)"
+        )
+    layers: list[dict[str, Any]] = []
+    for i in range(n_conv):
+        last = i == n_conv - 1
+        channels = n_outputs if last and n_linear == 0 else _int_in(a, f"channels_{i}", 1)
+        layers.append(
+            {
+                "type": "conv",
+                "kernel": _int_in(a, f"kernel_{i}", 1),
+                "out": channels,
+                "bias": bias_of("bias_first_conv" if i == 0 else "bias_conv"),
+            }
+        )
+        if not last or _flag(a, "last_conv_activation"):
+            layers.append(dict(act))
+        pool = _one_of(a, f"pool_{i}", POOLS)
+        if pool != "none":
+            if family == "eq":
+                raise InvalidArchitectureError(
+                    f"arch.pool_{i} = {pool!r}: family 'eq' has no strided pooling (use family "
+                    "'st' or 'fl', or pool_<i> = none)"
+                )
+            layers.append({"type": f"{pool}_pool", "kernel": 2, "stride": 2})
+    if family == "fl":
+        layers.append({"type": "flatten"})
+    else:
+        layers.append({"type": "global_pool", "mode": _one_of(a, "global_pool", GLOBAL_POOLS)})
+    linear_activation = _flag(a, "linear_activation")
+    for j in range(n_linear - 1):
+        layers.append(
+            {"type": "linear", "out": _int_in(a, f"linear_{j}", 1), "bias": bias_of("bias_hidden")}
+        )
+        if linear_activation:
+            layers.append(dict(act))
+    if n_linear > 0:
+        layers.append({"type": "linear", "out": n_outputs, "bias": bias_of("bias_out")})
+    if output_activation is not None:
+        layers.append({"type": "activation", "name": output_activation})
+    for index, layer in enumerate(layers):  # activation names and values, as the builder will
+        try:
+            parse_layer(index, layer)
+        except SpecError as exc:
+            raise InvalidArchitectureError(f"arch gives an invalid layer: {exc}") from exc
+    return layers
+
+
+def arch_spec(
+    arch: Mapping[str, Any],
+    family: str,
+    *,
+    task: str,
+    lattice_size: Sequence[int],
+) -> dict[str, Any]:
+    """A complete model spec for :func:`scalar_ml.models.build_model`, checked on ``lattice_size``.
+
+    ``lattice_size = (nt, nx)`` is the training lattice: the input size of an fl network and the
+    lattice every kernel and pooling window must fit on. Raises :class:`InvalidArchitectureError`
+    naming the layer that does not fit.
+    """
+    from scalar_ml.models.builder import trace_lattice
+    from scalar_ml.models.families import check_family
+    from scalar_ml.models.spec import format_size
+
+    layers = arch_layers(arch, family, task=task)
+    size = (int(lattice_size[0]), int(lattice_size[1]))
+    parsed = [parse_layer(index, layer) for index, layer in enumerate(layers)]
+    try:
+        check_family(family, parsed)
+        trace = trace_lattice(parsed, size)
+    except InvalidArchitectureError:
+        raise
+    except SpecError as exc:
+        raise InvalidArchitectureError(
+            f"the sampled architecture {describe_layers(layers)} does not fit the "
+            f"{format_size(size)} training lattice: {exc}"
+        ) from exc
+    spec: dict[str, Any] = {
+        "family": family,
+        "task": task,
+        "layers": layers,
+        "description": describe_layers(layers, flattened_size=trace.output_size),
+    }
+    if family == "fl":
+        spec["input_size"] = list(size)
+    return spec
+
+
+def describe_layers(
+    layers: Sequence[Mapping[str, Any]],
+    in_channels: int = 4,
+    flattened_size: Sequence[int] | None = None,
+) -> str:
+    """One line in the notation of the seed's slides, activations implied.
+
+    An activation is implied after every convolution and hidden dense layer; where there is none,
+    the layer is marked ``[no act]``; a non-LeakyReLU activation is named once at the end
+    (``act=gelu``). Bias-free layers are starred as on the slides (``Conv*``), or ``no-bias`` is
+    appended when no layer has a bias. The number of flattened features is ``C·h·w`` with
+    ``flattened_size = (h, w)``, the lattice reaching the flatten (``?`` when not given). A final
+    sigmoid is written ``Sigmoid``.
+
+    >>> describe_layers([{"type": "conv", "kernel": 2, "out": 4, "bias": False},
+    ...                  {"type": "activation", "name": "leaky_relu"},
+    ...                  {"type": "max_pool", "kernel": 2, "stride": 2},
+    ...                  {"type": "global_pool", "mode": "max"},
+    ...                  {"type": "linear", "out": 1}, {"type": "activation", "name": "sigmoid"}])
+    'Conv2x2(4,4)* MaxPool GlobalMaxPool Linear(4,1) Sigmoid'
+    """
+    parts: list[str] = []
+    biases: list[bool] = []
+    activations: set[str] = set()
+    channels: int | None = in_channels
+    n = len(layers)
+    for index, layer in enumerate(layers):
+        kind = layer["type"]
+        following = layers[index + 1]["type"] if index + 1 < n else None
+        if kind in ("conv", "linear"):
+            bias = bool(layer.get("bias", True))
+            biases.append(bias)
+            if kind == "conv":
+                k = layer["kernel"]
+                kt, kx = (k, k) if isinstance(k, int) else k
+                text = f"Conv{kt}x{kx}({channels},{layer['out']})"
+            else:
+                text = f"Linear({'?' if channels is None else channels},{layer['out']})"
+            channels = int(layer["out"])
+            parts.append(text + ("" if bias else "*"))
+            is_output = kind == "linear" and not any(
+                later["type"] == "linear" for later in layers[index + 1 :]
+            )
+            if following != "activation" and not is_output:
+                parts[-1] += "[no act]"
+        elif kind in ("avg_pool", "max_pool"):
+            parts.append("AvgPool" if kind == "avg_pool" else "MaxPool")
+        elif kind == "global_pool":
+            parts.append(f"Global{str(layer['mode']).capitalize()}Pool")
+        elif kind == "flatten":
+            parts.append("Flatten")
+            if flattened_size is None or channels is None:
+                channels = None
+            else:
+                channels *= int(flattened_size[0]) * int(flattened_size[1])
+        elif kind == "activation":
+            if index == n - 1 and layer.get("name") == "sigmoid":
+                parts.append("Sigmoid")
+            else:
+                activations.add(str(layer.get("name")))
+    if biases and not any(biases):
+        parts = [part.replace("*", "", 1) for part in parts] + ["no-bias"]
+    extra = sorted(activations - {"leaky_relu"})
+    if extra:
+        parts.append("act=" + ",".join(extra))
+    return " ".join(parts)

@@ -1,0 +1,264 @@
+"""The search spaces: arch -> layer spec translation, the nine hparams_search configs, the seed's winners.
+
+Everything here is in-process and fast: Hydra composes the configs, nothing is trained.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep
+from omegaconf import OmegaConf
+from winners import WINNERS
+
+from scalar_ml.models import build_model, build_preset, count_parameters, preset_spec
+from scalar_ml.models.spec import parse_layer
+from scalar_ml.paths import CONF_DIR
+from scalar_ml.search.space import (
+    ARCH_DEFAULTS,
+    MAX_CONV,
+    TASK_HEADS,
+    InvalidArchitectureError,
+    arch_layers,
+    arch_spec,
+)
+
+TASKS = ("observables", "detection", "counting")
+FAMILIES = ("eq", "st", "fl")
+SPACES = [f"{task}_{family}" for task in TASKS for family in FAMILIES]
+TRAINING_LATTICE = {"observables": (60, 4), "detection": (8, 8), "counting": (8, 8)}
+ARCH = "model.arch."
+
+
+def _compose(overrides: list[str]) -> Any:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.fixture(scope="module")
+def spaces() -> dict[str, Any]:
+    """Each search space composed: name -> (config, parsed sweeper params)."""
+    parser = OverridesParser.create()
+    out = {}
+    for name in SPACES:
+        cfg = _compose([f"hparams_search={name}"])
+        params = {
+            key: parser.parse_override(f"{key}={value}").value()
+            for key, value in cfg.hydra.sweeper.params.items()
+        }
+        out[name] = (cfg, params)
+    return out
+
+
+def _normalised(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    result = []
+    for index, layer in enumerate(layers):
+        d = parse_layer(index, layer).to_dict()
+        d.pop("in", None)
+        result.append(d)
+    return result
+
+
+# --------------------------------------------------------------------------- the seed's winners
+@pytest.mark.parametrize("preset", sorted(WINNERS))
+def test_seed_winner_is_reproduced_exactly_by_its_arch_point(preset: str) -> None:
+    family, arch = WINNERS[preset]
+    task = preset.split("/")[0]
+    spec = arch_spec(arch, family, task=task, lattice_size=TRAINING_LATTICE[task])
+    assert _normalised(spec["layers"]) == _normalised(preset_spec(preset)["layers"])
+    assert count_parameters(build_model(spec)) == count_parameters(build_preset(preset))
+
+
+@pytest.mark.parametrize("preset", sorted(WINNERS))
+def test_seed_winner_lies_in_its_search_space(preset: str, spaces: dict[str, Any]) -> None:
+    """Every value of the winner is among the choices of the task × family space (or fixed there)."""
+    family, arch = WINNERS[preset]
+    task = preset.split("/")[0]
+    cfg, params = spaces[f"{task}_{family}"]
+    full = {**ARCH_DEFAULTS, **arch}
+    n_conv, n_linear = full["n_conv"], full["n_linear"]
+    used = {"n_conv", "n_linear", "activation", "last_conv_activation", "linear_activation", "bias"}
+    used |= {"bias_first_conv", "bias_conv", "bias_hidden", "bias_out"}
+    used |= {f"kernel_{i}" for i in range(n_conv)}
+    used |= {f"channels_{i}" for i in range(n_conv - (1 if n_linear == 0 else 0))}
+    used |= {f"linear_{j}" for j in range(n_linear - 1)}
+    if family != "eq":
+        used |= {f"pool_{i}" for i in range(n_conv)}
+    if family != "fl":
+        used.add("global_pool")
+
+    def possible(key: str) -> list[Any]:
+        sweep = params.get(ARCH + key)
+        if sweep is not None:
+            assert isinstance(sweep, ChoiceSweep), f"{key}: expected a choice, got {sweep}"
+            return list(sweep.list)
+        fixed = cfg.model.arch[key]
+        if key.startswith("bias_") and fixed is None:  # the group follows `bias`
+            return possible("bias")
+        return [fixed]
+
+    for key in sorted(used):
+        value = full[key]
+        if key.startswith("bias_") and value is None:
+            value = full["bias"]
+        assert value in possible(key), f"{preset}: {key}={value!r} not in {possible(key)}"
+
+
+# --------------------------------------------------------------------------- the nine configs
+@pytest.mark.parametrize("name", SPACES)
+def test_space_composes_into_a_searchable_optuna_sweep(name: str, spaces: dict[str, Any]) -> None:
+    task, family = name.split("_")
+    cfg, params = spaces[name]
+    assert cfg.task.name == task and cfg.model.family == family
+    assert cfg.model._target_ == "scalar_ml.search.module.searchable_module"
+    assert (cfg.lattice.nt, cfg.lattice.nx) == TRAINING_LATTICE[task]
+    assert list(cfg.model.lattice_size) == list(TRAINING_LATTICE[task])
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper")
+    assert (
+        sweeper.direction == "minimize" and sweeper.n_jobs == 1 and sweeper.max_failure_rate == 1.0
+    )
+    assert (
+        sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+        and sweeper.sampler.seed is not None
+    )
+    assert sweeper.study_name == name
+    assert sweeper.storage == f"sqlite:///{cfg.paths.log_dir}/optuna/{name}.db"
+    assert cfg.optimized_metric == "val/loss" and cfg.seed == 0
+    assert cfg.hydra.callbacks.search_report._target_ == "scalar_ml.search.callback.SearchCallback"
+    # every searched key exists in the composed config (a typo would make each trial fail)
+    for key in params:
+        assert OmegaConf.select(cfg, key, throw_on_missing=False) is not None or key.startswith(
+            ARCH + "bias_"
+        ), key
+    assert isinstance(params["model.optimizer.lr"], IntervalSweep)
+    assert "log" in params["model.optimizer.lr"].tags
+    assert isinstance(params["data.batch_size"], ChoiceSweep)
+    searched = {key.removeprefix(ARCH) for key in params if key.startswith(ARCH)}
+    assert {f"kernel_{i}" for i in range(MAX_CONV)} <= searched
+    assert {f"channels_{i}" for i in range(MAX_CONV)} <= searched
+    assert ("pool_0" in searched) == (family != "eq")
+    assert ("global_pool" in searched) == (family != "fl")
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_random_points_build_or_are_refused_cleanly(name: str, spaces: dict[str, Any]) -> None:
+    """Any sampled point either builds (on the training lattice) or raises InvalidArchitectureError."""
+    task, family = name.split("_")
+    cfg, params = spaces[name]
+    rng = random.Random(name)
+    size = TRAINING_LATTICE[task]
+    n_valid = 0
+    for _ in range(25):
+        arch = OmegaConf.to_container(cfg.model.arch, resolve=True)
+        assert isinstance(arch, dict)
+        for key, sweep in params.items():
+            if key.startswith(ARCH):
+                arch[key.removeprefix(ARCH)] = rng.choice(sweep.list)
+        try:
+            spec = arch_spec(arch, family, task=task, lattice_size=size)
+        except InvalidArchitectureError as exc:
+            assert "lattice" in str(exc) or "family" in str(exc), exc
+            continue
+        net = build_model(spec)
+        assert net.out_features == TASK_HEADS[task][0] and net.family == family
+        n_valid += 1
+    assert n_valid > 0
+
+
+# --------------------------------------------------------------------------- translation rules
+def test_task_heads_match_the_training_targets() -> None:
+    from scalar_ml.training.module import TASK_TARGETS
+
+    assert {task: n for task, (n, _) in TASK_HEADS.items()} == {
+        task: len(targets) for task, targets in TASK_TARGETS.items()
+    }
+
+
+def test_unused_slots_are_ignored() -> None:
+    base = {"n_conv": 2, "kernel_0": 1, "kernel_1": 2, "channels_0": 4, "channels_1": 8}
+    layers = arch_layers(base, "eq", task="counting")
+    changed = arch_layers(
+        {**base, "kernel_2": 3, "channels_4": 99, "linear_1": 7, "pool_3": "max"},
+        "eq",
+        task="counting",
+    )
+    assert layers == changed
+    assert [layer["type"] for layer in layers].count("conv") == 2
+
+
+def test_no_dense_layer_gives_the_last_convolution_one_channel_per_target() -> None:
+    arch = {"n_conv": 2, "channels_0": 4, "channels_1": 32, "n_linear": 0, "global_pool": "sum"}
+    layers = arch_layers(arch, "st", task="observables")
+    convs = [layer for layer in layers if layer["type"] == "conv"]
+    assert convs[-1]["out"] == 2 and not any(layer["type"] == "linear" for layer in layers)
+
+
+def test_detection_ends_in_a_sigmoid_and_bias_groups_apply() -> None:
+    arch = {"n_conv": 2, "n_linear": 2, "bias": True, "bias_first_conv": False, "bias_out": False}
+    layers = arch_layers(arch, "eq", task="detection")
+    assert layers[-1] == {"type": "activation", "name": "sigmoid"}
+    biases = [layer["bias"] for layer in layers if layer["type"] in ("conv", "linear")]
+    assert biases == [False, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("arch", "family", "message"),
+    [
+        ({"pool_0": "avg"}, "eq", "family 'eq' has no strided pooling"),
+        ({"n_linear": 0}, "fl", "n_linear = 0 is not possible for family 'fl'"),
+        ({"n_conv": 0}, "eq", "arch.n_conv must be 1 … 5"),
+        ({"n_conv": 6}, "eq", "arch.n_conv must be 1 … 5"),
+        ({"kernel_0": 0}, "eq", "arch.kernel_0 must be >= 1"),
+        ({"global_pool": "median"}, "st", "arch.global_pool must be one of"),
+        ({"pool_1": "min"}, "st", "arch.pool_1 must be one of"),
+        ({"bias": "yes"}, "eq", "arch.bias must be true or false"),
+        ({"kernels_0": 2}, "eq", "unknown arch key(s) ['kernels_0']"),
+        ({"activation": "swish"}, "eq", "unknown activation 'swish'"),
+    ],
+)
+def test_points_outside_the_space_are_refused(
+    arch: dict[str, Any], family: str, message: str
+) -> None:
+    with pytest.raises(
+        InvalidArchitectureError,
+        match=re.escape(message),
+    ):
+        arch_spec(arch, family, task="counting", lattice_size=(8, 8))
+
+
+def test_point_that_does_not_fit_the_lattice_names_the_layer() -> None:
+    arch = {"n_conv": 3, "kernel_2": 3, "pool_0": "avg", "pool_1": "max"}
+    assert arch_spec(arch, "fl", task="counting", lattice_size=(16, 16))["input_size"] == [16, 16]
+    with pytest.raises(InvalidArchitectureError) as info:
+        arch_spec(arch, "fl", task="counting", lattice_size=(8, 8))
+    text = str(info.value)
+    assert (
+        "8×8 training lattice" in text
+        and "layer 6 (conv): kernel 3×3 is larger than the 2×2" in text
+    )
+
+
+def test_searchable_model_config_builds_the_module() -> None:
+    """model=searchable instantiates a LatticeModule whose spec is the point's layers."""
+    from hydra.utils import instantiate
+
+    from scalar_ml.training.module import LatticeModule
+
+    family, arch = WINNERS["counting/st_3"]
+    overrides = ["task=counting", "model=searchable", f"model.family={family}"]
+    overrides += [
+        f"model.arch.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in arch.items()
+    ]
+    cfg = _compose(overrides)
+    module = instantiate(cfg.model)
+    assert isinstance(module, LatticeModule)
+    assert module.hparams["n_parameters"] == 1184
+    assert _normalised(module.hparams["spec"]["layers"]) == _normalised(
+        preset_spec("counting/st_3")["layers"]
+    )
