@@ -1,4 +1,4 @@
-"""docs/training.md cannot rot: every documented command composes (fast) and runs (slow).
+"""The README's "Training" section cannot rot: every documented command composes (fast) and runs (slow).
 
 Commands are the lines of the ``bash`` blocks, except those marked ``# not run by tests``. For the
 runs, tiny data/sampler overrides are appended to ``python train.py`` lines (only for keys the
@@ -18,13 +18,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from readme_sections import readme_section
 from training_helpers import REPO, TINY_SAMPLER, WARNING_FILTERS, subprocess_env
 
 from scalar_ml.paths import CONF_DIR
 
 pytestmark = [pytest.mark.filterwarnings(f) for f in WARNING_FILTERS]
 
-DOC = REPO / "docs" / "training.md"
 SKIP_MARK = "# not run by tests"
 #: Appended to documented `python train.py` commands for the runs (keys the command sets win).
 DOC_TINY = [
@@ -59,7 +59,7 @@ def _strip_comment(line: str) -> str:
 def runnable_blocks() -> list[list[str]]:
     return [
         [_strip_comment(line) for line in b if SKIP_MARK not in line]
-        for b in bash_blocks(DOC.read_text())
+        for b in bash_blocks(readme_section("Training"))
     ]
 
 
