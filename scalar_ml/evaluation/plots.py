@@ -1,0 +1,485 @@
+r"""Figures of an evaluation, each returned with the table of numbers it shows.
+
+Every function takes the tidy evaluation table (one row per checkpoint × cell × metric, see
+:mod:`scalar_ml.evaluation.runner`) and, where needed, the per-checkpoint table, and returns a list
+of :class:`Figure` (a stem, a matplotlib figure and a DataFrame with exactly the plotted values).
+The runner writes ``<stem>.png`` and ``<stem>.csv`` side by side and logs the figures.
+
+Conventions: a *group* is one architecture and training setup (``CheckpointRecord.group``);
+values of a group are aggregated over its checkpoints (seeds): the line is the **median**, the band
+spans **min–max** over checkpoints; the CSVs also hold the mean and the number of checkpoints.
+Lattices are written ``NtxNx`` (time first); cells a network cannot take (fl on other sizes) are
+absent from the lines and marked "n/a" in the maps.
+
+matplotlib is imported lazily with the Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Figure", "make_figures", "write_figures"]
+
+
+@dataclass
+class Figure:
+    """A figure, its file stem (no extension) and the data behind it."""
+
+    stem: str
+    figure: Any
+    data: pd.DataFrame
+    title: str = ""
+    png: Path | None = None  # set when written
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _group_colors(groups: Any) -> dict[str, Any]:
+    """One fixed colour per group (the same in every panel, whichever groups a panel shows)."""
+    plt = _plt()
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {g: cycle[i % len(cycle)] for i, g in enumerate(dict.fromkeys(groups))}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+def _lattice_order(df: pd.DataFrame) -> list[tuple[int, int]]:
+    """Lattices in the order they first appear (the grid's order)."""
+    seen: dict[tuple[int, int], None] = {}
+    for nt, nx in zip(df["nt"], df["nx"], strict=True):
+        seen.setdefault((int(nt), int(nx)), None)
+    return list(seen)
+
+
+def _lat(nt: int, nx: int) -> str:
+    return f"{int(nt)}x{int(nx)}"
+
+
+def _agg(values: pd.Series) -> dict[str, float]:
+    v = values.dropna().to_numpy(dtype=float)
+    if v.size == 0:
+        return {"median": math.nan, "mean": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+    return {
+        "median": float(np.median(v)),
+        "mean": float(np.mean(v)),
+        "min": float(np.min(v)),
+        "max": float(np.max(v)),
+        "n": int(v.size),
+    }
+
+
+def per_checkpoint(df: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFrame:
+    """Mean of ``metric`` over the cells of each checkpoint × ``by`` (applicable cells only)."""
+    sub = df[(df["metric"] == metric) & (df["status"] == "ok")]
+    keys = ["checkpoint", "group", *by]
+    return sub.groupby(keys, sort=False, dropna=False)["value"].mean().reset_index()
+
+
+def over_checkpoints(pc: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Median / mean / min / max / n over checkpoints of a per-checkpoint table."""
+    rows = []
+    for key, part in pc.groupby(["group", *by], sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(["group", *by], key, strict=True)), **_agg(part["value"])})
+    return pd.DataFrame(rows)
+
+
+# -- figures ---------------------------------------------------------------------------------------
+def loss_vs_size(df: pd.DataFrame, task: str) -> list[Figure]:
+    """Test loss vs lattice size, one line per group (all points and worm counts averaged)."""
+    plt = _plt()
+    lattices = _lattice_order(df)
+    pc = per_checkpoint(df, "loss", ["nt", "nx"])
+    if pc.empty:
+        return []
+    agg = over_checkpoints(pc, ["nt", "nx"])
+    agg.insert(1, "lattice", [_lat(a, b) for a, b in zip(agg["nt"], agg["nx"], strict=True)])
+    fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
+    xs = {lat: i for i, lat in enumerate(lattices)}
+    colors = _group_colors(agg["group"])
+    for group, part in agg.groupby("group", sort=False):
+        x = [xs[(int(a), int(b))] for a, b in zip(part["nt"], part["nx"], strict=True)]
+        order = np.argsort(x)
+        x = np.asarray(x)[order]
+        med = part["median"].to_numpy()[order]
+        ax.plot(
+            x, med, marker="o", color=colors[group], label=f"{group} (n={int(part['n'].max())})"
+        )
+        ax.fill_between(
+            x,
+            part["min"].to_numpy()[order],
+            part["max"].to_numpy()[order],
+            alpha=0.2,
+            color=colors[group],
+        )
+    ax.set_xticks(range(len(lattices)), [_lat(*lat) for lat in lattices])
+    ax.set_yscale("log")
+    ax.set_xlabel("test lattice Nt×Nx")
+    ax.set_ylabel("test loss (median over checkpoints)")
+    ax.set_title(f"{task}: test loss vs lattice size")
+    ax.legend(fontsize=7)
+    return [Figure(f"loss_vs_size_{task}", fig, agg, "test loss vs lattice size")]
+
+
+def _maps(
+    df: pd.DataFrame, task: str, metric: str, *, log: bool, label: str, stem: str
+) -> list[Figure]:
+    """Heat maps of ``metric`` over (eta, mu), one panel per lattice size, one figure per group."""
+    plt = _plt()
+    from matplotlib.colors import LogNorm, Normalize
+
+    lattices = _lattice_order(df)
+    etas = sorted(df["eta"].unique())
+    mus = sorted(df["mu"].unique())
+    if len(etas) * len(mus) < 2:
+        return []
+    pc = per_checkpoint(df, metric, ["nt", "nx", "eta", "mu"])
+    if pc.empty:
+        return []
+    agg = over_checkpoints(pc, ["nt", "nx", "eta", "mu"])
+    out = []
+    finite = agg["median"].replace([np.inf, -np.inf], np.nan).dropna()
+    if log:
+        pos = finite[finite > 0]
+        norm = LogNorm(vmin=pos.min(), vmax=pos.max()) if len(pos) else None
+        if norm is not None and norm.vmin == norm.vmax:
+            norm = LogNorm(vmin=norm.vmin / 2, vmax=norm.vmax * 2)
+    else:
+        norm = Normalize(vmin=min(0.5, float(finite.min())) if len(finite) else 0.0, vmax=1.0)
+    for group in agg["group"].unique():
+        part = agg[agg["group"] == group]
+        fig, axes = plt.subplots(
+            1,
+            len(lattices),
+            figsize=(2.9 * len(lattices) + 1.2, 3.0),
+            squeeze=False,
+            layout="constrained",
+        )
+        im = None
+        for ax, (nt, nx) in zip(axes[0], lattices, strict=True):
+            grid = np.full((len(etas), len(mus)), np.nan)
+            cell = part[(part["nt"] == nt) & (part["nx"] == nx)]
+            for _, row in cell.iterrows():
+                grid[etas.index(row["eta"]), mus.index(row["mu"])] = row["median"]
+            if np.all(np.isnan(grid)):
+                ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                shown = np.where(grid > 0, grid, np.nan) if log else grid
+                im = ax.imshow(shown, origin="lower", aspect="auto", norm=norm, cmap="viridis")
+                for i in range(len(etas)):
+                    for j in range(len(mus)):
+                        if np.isfinite(grid[i, j]):
+                            ax.text(
+                                j,
+                                i,
+                                f"{grid[i, j]:.2g}",
+                                ha="center",
+                                va="center",
+                                fontsize=7,
+                                # dark text on the bright end of viridis, light text elsewhere
+                                color="k" if norm is not None and norm(grid[i, j]) > 0.6 else "w",
+                            )
+                ax.set_xticks(range(len(mus)), [f"{m:g}" for m in mus])
+                ax.set_yticks(range(len(etas)), [f"{e:g}" for e in etas])
+                ax.set_xlabel("μ")
+            ax.set_title(_lat(nt, nx), fontsize=9)
+        axes[0][0].set_ylabel("η")
+        if im is not None:
+            fig.colorbar(im, ax=list(axes[0]), label=label)
+        fig.suptitle(f"{task}: {label} — {group}", fontsize=10)
+        out.append(Figure(f"{stem}_{_slug(group)}", fig, part.reset_index(drop=True), label))
+    return out
+
+
+def loss_maps(df: pd.DataFrame, task: str) -> list[Figure]:
+    """Test-loss heat maps over (η, μ) per lattice size (worm counts averaged).
+
+    Observables grids usually scan μ at one η: their maps are drawn only with several η values
+    (``loss_vs_mu`` shows the μ scan).
+    """
+    if task == "observables" and df["eta"].nunique() < 2:
+        return []
+    return _maps(df, task, "loss", log=True, label="test loss", stem=f"loss_map_{task}")
+
+
+def accuracy_maps(df: pd.DataFrame, task: str) -> list[Figure]:
+    """Detection accuracy heat maps over (η, μ) per lattice size (worm counts averaged)."""
+    return _maps(df, task, "acc", log=False, label="accuracy", stem=f"accuracy_map_{task}")
+
+
+def count_pred_vs_true(df: pd.DataFrame, task: str = "counting") -> list[Figure]:
+    """Predicted vs true count per lattice size, one line per (η, μ), one figure per group."""
+    plt = _plt()
+    lattices = _lattice_order(df)
+    mean = per_checkpoint(df, "pred_mean", ["nt", "nx", "eta", "lam", "mu", "worms"])
+    spread = per_checkpoint(df, "pred_std", ["nt", "nx", "eta", "lam", "mu", "worms"])
+    if mean.empty:
+        return []
+    keys = ["group", "nt", "nx", "eta", "lam", "mu", "worms"]
+    agg = over_checkpoints(mean, keys[1:])
+    agg = agg.merge(
+        spread.groupby(keys, sort=False)["value"].mean().rename("pred_std").reset_index(), on=keys
+    )
+    out = []
+    for group in agg["group"].unique():
+        part = agg[agg["group"] == group]
+        fig, axes = plt.subplots(
+            1,
+            len(lattices),
+            figsize=(3.0 * len(lattices) + 2.0, 3.2),
+            squeeze=False,
+            sharey=True,
+            layout="constrained",
+        )
+        top = float(part["worms"].max())
+        for ax, (nt, nx) in zip(axes[0], lattices, strict=True):
+            cell = part[(part["nt"] == nt) & (part["nx"] == nx)]
+            ax.plot([0, top], [0, top], color="k", lw=0.8, ls="--")
+            if cell.empty:
+                ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
+            for (eta, _lam, mu), pts in cell.groupby(["eta", "lam", "mu"], sort=True):
+                pts = pts.sort_values("worms")
+                ax.errorbar(
+                    pts["worms"],
+                    pts["median"],
+                    yerr=pts["pred_std"],
+                    marker=".",
+                    capsize=2,
+                    lw=1,
+                    label=f"η={eta:g}, μ={mu:g}",
+                )
+            ax.set_title(_lat(nt, nx), fontsize=9)
+            ax.set_xlabel("true count M")
+        axes[0][0].set_ylabel("predicted count (median; bars: spread)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        if not handles:
+            for ax in axes[0]:
+                handles, labels = ax.get_legend_handles_labels()
+                if handles:
+                    break
+        if handles:
+            fig.legend(handles, labels, fontsize=7, loc="outside right center")
+        fig.suptitle(f"counting: predicted vs true count — {group}", fontsize=10)
+        out.append(
+            Figure(
+                f"count_pred_vs_true_{_slug(group)}",
+                fig,
+                part.reset_index(drop=True),
+                "predicted vs true count",
+            )
+        )
+    return out
+
+
+def observables_vs_mu(df: pd.DataFrame, task: str = "observables") -> list[Figure]:
+    """Network prediction vs Monte Carlo of n and |φ|² as functions of μ, per lattice size."""
+    plt = _plt()
+    lattices = _lattice_order(df)
+    rows = []
+    for target in ("n", "phi2"):
+        pred = per_checkpoint(df, f"pred_{target}", ["nt", "nx", "eta", "lam", "mu"])
+        if not pred.empty:
+            agg = over_checkpoints(pred, ["nt", "nx", "eta", "lam", "mu"])
+            agg.insert(1, "target", target)
+            agg.insert(2, "source", "network")
+            rows.append(agg)
+        mc = df[(df["metric"] == f"mc_{target}")]
+        mc = mc.drop_duplicates(["nt", "nx", "eta", "lam", "mu"])
+        if not mc.empty:
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "group": "Monte Carlo",
+                        "target": target,
+                        "source": "monte_carlo",
+                        "nt": mc["nt"],
+                        "nx": mc["nx"],
+                        "eta": mc["eta"],
+                        "lam": mc["lam"],
+                        "mu": mc["mu"],
+                        "median": mc["value"],
+                        "mean": mc["value"],
+                        "min": mc["value"] - mc["stderr"],
+                        "max": mc["value"] + mc["stderr"],
+                        "n": mc["n_configs"],
+                    }
+                )
+            )
+    if not rows:
+        return []
+    data = pd.concat(rows, ignore_index=True)
+    if len(data["mu"].unique()) < 2:
+        return []
+    fig, axes = plt.subplots(
+        2,
+        len(lattices),
+        figsize=(3.0 * len(lattices) + 3.0, 5.6),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
+    )
+    names = {"n": "n", "phi2": "|φ|²"}
+    colors = _group_colors(g for g in data["group"] if g != "Monte Carlo")
+    for j, (nt, nx) in enumerate(lattices):
+        for i, target in enumerate(("n", "phi2")):
+            ax = axes[i][j]
+            sel = data[(data["nt"] == nt) & (data["nx"] == nx) & (data["target"] == target)]
+            for group, part in sel.groupby("group", sort=False):
+                part = part.sort_values("mu")
+                if group == "Monte Carlo":
+                    ax.errorbar(
+                        part["mu"],
+                        part["median"],
+                        yerr=(part["max"] - part["min"]) / 2,
+                        fmt="o",
+                        ms=3,
+                        color="k",
+                        capsize=2,
+                        label="Monte Carlo",
+                        zorder=3,
+                    )
+                else:
+                    c = colors[group]
+                    ax.plot(part["mu"], part["median"], lw=1.2, label=group, color=c)
+                    ax.fill_between(part["mu"], part["min"], part["max"], alpha=0.2, color=c)
+            if i == 0:
+                ax.set_title(_lat(nt, nx), fontsize=9)
+            if i == 1:
+                ax.set_xlabel("μ")
+            if j == 0:
+                ax.set_ylabel(names[target])
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="outside right center")
+    fig.suptitle("network prediction vs Monte Carlo across the Silver Blaze onset", fontsize=10)
+    return [Figure("observables_vs_mu", fig, data, "prediction vs Monte Carlo")]
+
+
+def loss_vs_mu(df: pd.DataFrame, task: str = "observables") -> list[Figure]:
+    """Test loss vs μ per lattice size, one line per group (extrapolation in μ)."""
+    plt = _plt()
+    lattices = _lattice_order(df)
+    pc = per_checkpoint(df, "loss", ["nt", "nx", "mu"])
+    if pc.empty or len(pc["mu"].unique()) < 2:
+        return []
+    agg = over_checkpoints(pc, ["nt", "nx", "mu"])
+    fig, axes = plt.subplots(
+        1,
+        len(lattices),
+        figsize=(3.0 * len(lattices) + 3.0, 3.4),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    colors = _group_colors(agg["group"])
+    for ax, (nt, nx) in zip(axes[0], lattices, strict=True):
+        sel = agg[(agg["nt"] == nt) & (agg["nx"] == nx)]
+        for group, part in sel.groupby("group", sort=False):
+            part = part.sort_values("mu")
+            c = colors[group]
+            ax.plot(part["mu"], part["median"], marker=".", lw=1, label=group, color=c)
+            ax.fill_between(part["mu"], part["min"], part["max"], alpha=0.2, color=c)
+        ax.set_yscale("log")
+        ax.set_title(_lat(nt, nx), fontsize=9)
+        ax.set_xlabel("μ")
+    axes[0][0].set_ylabel("test loss")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="outside right center")
+    fig.suptitle(f"{task}: test loss vs μ", fontsize=10)
+    return [Figure(f"loss_vs_mu_{task}", fig, agg, "test loss vs μ")]
+
+
+def loss_vs_ntrain(df: pd.DataFrame, checkpoints: pd.DataFrame, task: str) -> list[Figure]:
+    """Test loss on the training lattice vs number of training samples, one line per model."""
+    plt = _plt()
+    sub = df[(df["metric"] == "loss") & (df["status"] == "ok")]
+    sub = sub[(sub["nt"] == sub["train_nt"]) & (sub["nx"] == sub["train_nx"])]
+    if sub.empty:
+        return []
+    pc = (
+        sub.groupby(["checkpoint", "preset", "n_train"], dropna=False)["value"].mean().reset_index()
+    )
+    if pc["n_train"].nunique() < 2:
+        return []
+    rows = []
+    for (preset, n_train), part in pc.groupby(["preset", "n_train"], sort=False):
+        rows.append({"model": preset, "n_train": int(n_train), **_agg(part["value"])})
+    agg = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(6.0, 4.2), layout="constrained")
+    for model, part in agg.groupby("model", sort=False):
+        part = part.sort_values("n_train")
+        line = ax.plot(part["n_train"], part["median"], marker="o", label=f"{model} median")[0]
+        ax.plot(
+            part["n_train"], part["mean"], ls="--", color=line.get_color(), label=f"{model} mean"
+        )
+        ax.fill_between(
+            part["n_train"], part["min"], part["max"], alpha=0.15, color=line.get_color()
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = sorted(int(n) for n in agg["n_train"].unique())
+    ax.set_xticks(ticks, [str(n) for n in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("training samples per μ value (n_train)")
+    ax.set_ylabel("test loss on the training lattice")
+    ax.set_title(f"{task}: test loss vs number of training samples")
+    ax.legend(fontsize=7)
+    return [Figure(f"loss_vs_ntrain_{task}", fig, agg, "test loss vs number of training samples")]
+
+
+_TASK_FIGURES: dict[str, tuple[Callable[..., list[Figure]], ...]] = {
+    "observables": (loss_vs_size, observables_vs_mu, loss_vs_mu, loss_maps),
+    "detection": (loss_vs_size, accuracy_maps, loss_maps),
+    "counting": (loss_vs_size, loss_maps, count_pred_vs_true),
+}
+
+
+def make_figures(df: pd.DataFrame, checkpoints: pd.DataFrame) -> list[Figure]:
+    """All figures that apply to the tasks in the tidy table ``df``."""
+    out: list[Figure] = []
+    # eq, st, fl first-to-last (stable): every figure gives a model the same colour
+    order = df["family"].map({"eq": 0, "st": 1, "fl": 2}).fillna(3)
+    df = df.assign(_order=order).sort_values(["_order", "preset", "n_train"], kind="stable")
+    df = df.drop(columns="_order")
+    for task in df["task"].unique():
+        part = df[df["task"] == task]
+        for fn in _TASK_FIGURES[str(task)]:
+            out.extend(fn(part, str(task)))
+        out.extend(loss_vs_ntrain(part, checkpoints, str(task)))
+    return out
+
+
+def write_figures(
+    df: pd.DataFrame, checkpoints: pd.DataFrame, plot_dir: Path, *, dpi: int = 110
+) -> list[Figure]:
+    """:func:`make_figures`, each saved as ``plot_dir/<stem>.png`` with ``<stem>.csv`` beside it.
+
+    The figures stay open (for the loggers); close them with ``plt.close(fig.figure)``.
+    """
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    figures = make_figures(df, checkpoints)
+    for fig in figures:
+        fig.png = plot_dir / f"{fig.stem}.png"
+        fig.figure.savefig(fig.png, dpi=dpi)
+        fig.data.to_csv(plot_dir / f"{fig.stem}.csv", index=False)
+    return figures

@@ -1,0 +1,511 @@
+r"""``evaluate(cfg)``: trained checkpoints over a grid of lattices × physics points × worm counts.
+
+What :func:`evaluate` does, in order (every check happens before any sampling or evaluation):
+
+1. finds the checkpoints of ``cfg.ckpt_path`` (file, run dir, multirun dir, glob or a list; see
+   :mod:`.checkpoints`) and loads them weights-only;
+2. picks the grid: ``cfg.grid`` (a ``conf/grid/<name>.yaml`` node); the default ``grid=auto`` takes
+   ``conf/grid/<task>.yaml`` of each checkpoint's task, with any non-null value of ``cfg.grid``
+   (e.g. ``grid.n_configs=64``) overriding it; validates it, the sampler options, and that the test
+   data seed differs from every checkpoint's training data seed;
+3. for each (lattice, point) block loads the ensemble from the cache (sampling it on a miss) — only
+   when some checkpoint can take the lattice — then builds every cell's test set
+   (:mod:`.datasets`) and evaluates every checkpoint on it (:mod:`.metrics`); a network that cannot
+   take a lattice (fl on another size; a kernel larger than the lattice) yields ``not applicable``
+   rows (value NaN) instead of an error;
+4. writes into the run directory (``cfg.paths.output_dir``):
+
+   - ``evaluation.csv``: the tidy table, one row per checkpoint × cell × metric, columns
+     :data:`COLUMNS`;
+   - ``checkpoints.csv``: one row per checkpoint (model, variant, seed, n_train, training lattice,
+     validation loss, and the per-checkpoint test losses of the summary);
+   - ``summary.csv`` / ``summary.md``: mean and median over the checkpoints of each group (one
+     architecture and training setup) of the validation loss, the test loss on the training lattice
+     and the test loss over all grid lattices ("-" when some lattice is not applicable), like the
+     seed's "test loss vs validation loss" table; ``loss_by_size.csv``: the same per lattice;
+   - ``plots/<stem>.png`` with ``plots/<stem>.csv`` (the plotted numbers), see :mod:`.plots`;
+   - ``grids.yaml`` (the grids used) and ``config_resolved.yaml``;
+
+5. logs the figures and the summary to the configured loggers (TensorBoard ``add_figure``/
+   ``add_text``, wandb images and a table; ``logger=none`` by default).
+
+Nothing existing is overwritten: a run directory that already holds ``evaluation.csv`` is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from scalar_ml.evaluation.checkpoints import (
+    CheckpointRecord,
+    assign_labels,
+    find_checkpoints,
+    load_checkpoint,
+)
+from scalar_ml.evaluation.datasets import build_cell_data, check_disjoint_seeds, load_block
+from scalar_ml.evaluation.grid import GRID_DIR, Grid, format_lattice
+from scalar_ml.evaluation.metrics import METRICS, cell_metrics, predict
+from scalar_ml.physics.params import Lattice
+
+__all__ = [
+    "CHECKPOINT_COLUMNS",
+    "COLUMNS",
+    "EVALUATION_FILE",
+    "evaluate",
+    "resolve_grids",
+    "select_runs",
+    "summarize",
+]
+
+log = logging.getLogger(__name__)
+
+EVALUATION_FILE = "evaluation.csv"
+
+#: Columns of the tidy ``evaluation.csv`` (one row per checkpoint × cell × metric).
+COLUMNS: tuple[str, ...] = (
+    "checkpoint", "run", "group", "variant", "task", "family", "preset", "seed", "n_train",
+    "train_nt", "train_nx", "nt", "nx", "eta", "lam", "mu", "worms", "metric", "value", "stderr",
+    "n_configs", "status", "note",
+)  # fmt: skip
+
+#: Columns of ``checkpoints.csv`` (one row per checkpoint).
+CHECKPOINT_COLUMNS: tuple[str, ...] = (
+    "checkpoint", "run", "group", "variant", "task", "family", "preset", "seed", "n_train",
+    "train_nt", "train_nx", "data_seed", "n_parameters", "epoch", "val_loss",
+    "test_loss_train_size", "test_loss_all", "acc_train_size", "acc_all", "n_cells",
+    "n_not_applicable", "path",
+)  # fmt: skip
+
+
+# -- grids ---------------------------------------------------------------------------------------
+def resolve_grids(grid_cfg: Any, tasks: Sequence[str]) -> dict[str, Grid]:
+    """The grid of each task: ``grid_cfg`` itself, or with ``task: auto`` the task's default grid
+    (``conf/grid/<task>.yaml``) overridden by the non-null values of ``grid_cfg``."""
+    node = (
+        OmegaConf.to_container(grid_cfg, resolve=True)
+        if isinstance(grid_cfg, DictConfig)
+        else grid_cfg
+    )
+    if node is None:
+        node = {"task": "auto"}
+    if not isinstance(node, Mapping):
+        raise ValueError(f"grid must be a grid config (conf/grid/*.yaml), got {node!r}")
+    if node.get("task") != "auto":
+        grid = Grid.from_config(node)
+        wrong = sorted(set(tasks) - {grid.task})
+        if wrong:
+            raise ValueError(
+                f"grid {grid.name or '(custom)'} is a {grid.task} grid but checkpoint(s) of task(s) "
+                f"{', '.join(wrong)} were given; choose a {'/'.join(wrong)} grid (conf/grid/) or "
+                "grid=auto"
+            )
+        return {grid.task: grid}
+    extra = {
+        k: v for k, v in node.items() if k not in ("task", "name", "description") and v is not None
+    }
+    out = {}
+    for task in tasks:
+        path = GRID_DIR / f"{task}.yaml"
+        base = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        assert isinstance(base, dict)
+        base.update(extra)
+        if extra.get("points") is not None:
+            for key in ("eta", "lam", "mu"):
+                base.pop(key, None)
+        out[task] = Grid.from_config(base, name=str(base.get("name") or task))
+    return out
+
+
+def select_runs(
+    loaded: list[tuple[CheckpointRecord, Any]], select: Sequence[str]
+) -> list[tuple[CheckpointRecord, Any]]:
+    """Keep the checkpoints whose run was started with every override in ``select``.
+
+    ``select`` holds Hydra override strings exactly as they appear in the run's
+    ``.hydra/overrides.yaml`` (e.g. ``data.n_train=320``, ``model=eq``): a way to evaluate some
+    variants of a multirun. Raises ``ValueError`` when nothing is left (listing what exists).
+    """
+    wanted = [
+        str(s)
+        for s in (OmegaConf.to_container(select) if isinstance(select, ListConfig) else select)
+    ]
+    if not wanted:
+        return loaded
+    kept = [(r, m) for r, m in loaded if all(w in r.overrides for w in wanted)]
+    if not kept:
+        seen = sorted({o for r, _ in loaded for o in r.overrides})
+        raise ValueError(
+            f"select={wanted} matches none of the {len(loaded)} checkpoint(s); their runs' "
+            f"overrides: {', '.join(seen) or 'none recorded'}"
+        )
+    log.info("select=%s: %d of %d checkpoint(s)", wanted, len(kept), len(loaded))
+    return kept
+
+
+def _applicability(module: Any, lattice: Lattice) -> tuple[bool, str]:
+    """Can the network take ``lattice``? ``(ok, note)``; the note explains a refusal or floor pooling."""
+    from scalar_ml.models.spec import SpecError, format_size
+
+    net = module.net
+    if net.input_size is not None and tuple(net.input_size) != (lattice.nt, lattice.nx):
+        return False, (
+            f"not applicable: fl network takes only {format_size(net.input_size)} lattices "
+            "(flattening fixes the input size)"
+        )
+    try:
+        trace = net.trace((lattice.nt, lattice.nx))
+    except SpecError as exc:
+        return False, f"not applicable: {exc}"
+    if trace.floor_notes:
+        return True, "floor pooling: " + "; ".join(trace.floor_notes)
+    return True, ""
+
+
+def _base_row(rec: CheckpointRecord) -> dict[str, Any]:
+    tl = rec.train_lattice
+    return {
+        "checkpoint": str(rec.path),
+        "run": rec.label,
+        "group": rec.group,
+        "variant": rec.variant,
+        "task": rec.task,
+        "family": rec.family,
+        "preset": rec.model_name,
+        "seed": rec.seed,
+        "n_train": rec.n_train,
+        "train_nt": tl[0] if tl else None,
+        "train_nx": tl[1] if tl else None,
+    }
+
+
+# -- summary ---------------------------------------------------------------------------------------
+def _mean_or_nan(values: pd.Series, *, require_all: bool) -> float:
+    v = values.to_numpy(dtype=float)
+    if v.size == 0 or (require_all and np.isnan(v).any()):
+        return math.nan
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if v.size else math.nan
+
+
+def summarize(
+    df: pd.DataFrame, checkpoints: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per-checkpoint test losses, their mean/median per group, and the loss per lattice size.
+
+    Per checkpoint: ``test_loss_train_size`` = mean ``loss`` over the cells on its training lattice;
+    ``test_loss_all`` = mean over all cells of the grid, NaN when some cell is not applicable (the
+    seed's "-"); the same for ``acc`` (detection, counting). Returns ``(checkpoints, summary,
+    loss_by_size)``.
+    """
+    ck = checkpoints.copy()
+    for col in ("test_loss_train_size", "test_loss_all", "acc_train_size", "acc_all"):
+        ck[col] = math.nan
+    ck["n_cells"] = 0
+    ck["n_not_applicable"] = 0
+    for i, row in ck.iterrows():
+        mine = df[df["checkpoint"] == row["checkpoint"]]
+        for metric, prefix in (("loss", "test_loss"), ("acc", "acc")):
+            m = mine[mine["metric"] == metric]
+            if m.empty:
+                continue
+            on_train = m[(m["nt"] == row["train_nt"]) & (m["nx"] == row["train_nx"])]
+            ck.loc[i, f"{prefix}_train_size"] = _mean_or_nan(on_train["value"], require_all=False)
+            ck.loc[i, f"{prefix}_all"] = _mean_or_nan(m["value"], require_all=True)
+        loss = mine[mine["metric"] == "loss"]
+        ck.loc[i, "n_cells"] = len(loss)
+        ck.loc[i, "n_not_applicable"] = int((loss["status"] != "ok").sum())
+    rows = []
+    for (task, group), part in ck.groupby(["task", "group"], sort=False):
+        row: dict[str, Any] = {
+            "task": task,
+            "group": group,
+            "preset": part["preset"].iloc[0],
+            "family": part["family"].iloc[0],
+            "variant": part["variant"].iloc[0],
+            "n_train": part["n_train"].iloc[0],
+            "train_lattice": f"{part['train_nt'].iloc[0]}x{part['train_nx'].iloc[0]}",
+            "n_checkpoints": len(part),
+        }
+        for col in (
+            "val_loss",
+            "test_loss_train_size",
+            "test_loss_all",
+            "acc_train_size",
+            "acc_all",
+        ):
+            v = part[col].to_numpy(dtype=float)
+            # One missing value (n/a lattice) makes the group's entry "-", as in the seed's table.
+            row[f"{col}_mean"] = float(v.mean()) if v.size and not np.isnan(v).any() else math.nan
+            row[f"{col}_median"] = (
+                float(np.median(v)) if v.size and not np.isnan(v).any() else math.nan
+            )
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    if not summary.empty:  # models in family order (eq, st, fl), then sample size and variant
+        summary = summary.sort_values(
+            ["task", "family", "preset", "n_train", "variant"],
+            key=lambda c: c.map({"eq": 0, "st": 1, "fl": 2}) if c.name == "family" else c,
+            kind="stable",
+        ).reset_index(drop=True)
+    loss = df[(df["metric"] == "loss") & (df["status"] == "ok")]
+    pc = (
+        loss.groupby(["task", "group", "checkpoint", "nt", "nx"], sort=False)["value"]
+        .mean()
+        .reset_index()
+    )
+    by_size = (
+        pc.groupby(["task", "group", "nt", "nx"], sort=False)["value"]
+        .agg(["mean", "median", "min", "max", "count"])
+        .reset_index()
+        .rename(columns={"count": "n_checkpoints"})
+    )
+    by_size.insert(
+        4, "lattice", [f"{a}x{b}" for a, b in zip(by_size["nt"], by_size["nx"], strict=True)]
+    )
+    return ck, summary, by_size
+
+
+def _fmt(x: Any) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.3e}"
+    return str(x)
+
+
+def summary_markdown(summary: pd.DataFrame, by_size: pd.DataFrame) -> str:
+    """The summary as Markdown tables (the seed's validation/test loss table, and loss per size)."""
+    lines = []
+    for task, part in summary.groupby("task", sort=False):
+        acc = task != "observables"
+        head = [
+            "model",
+            "n",
+            "val loss mean",
+            "val loss median",
+            "test loss (train size) mean",
+            "median",
+            "test loss (all sizes) mean",
+            "median",
+        ]
+        if acc:
+            head += ["acc (all sizes) mean", "median"]
+        lines += [f"### {task}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for _, r in part.iterrows():
+            cells = [str(r["group"]), str(r["n_checkpoints"])] + [
+                _fmt(r[f"{c}_{s}"])
+                for c in ("val_loss", "test_loss_train_size", "test_loss_all")
+                for s in ("mean", "median")
+            ]
+            if acc:
+                cells += [_fmt(r["acc_all_mean"]), _fmt(r["acc_all_median"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        sizes = by_size[by_size["task"] == task]
+        if not sizes.empty:
+            lats = list(dict.fromkeys(sizes["lattice"]))
+            lines += [
+                f"Test loss per lattice size (median over checkpoints), {task}:",
+                "",
+                "| model | " + " | ".join(lats) + " |",
+                "|" + "---|" * (len(lats) + 1),
+            ]
+            for group in dict.fromkeys(part["group"]):
+                g = sizes[sizes["group"] == group].set_index("lattice")["median"]
+                lines.append(f"| {group} | " + " | ".join(_fmt(g.get(lat)) for lat in lats) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+# -- loggers ---------------------------------------------------------------------------------------
+def _log_outputs(
+    loggers: Sequence[Any], figures: Sequence[Any], summary: pd.DataFrame, text: str
+) -> None:
+    for lg in loggers:
+        kind = type(lg).__name__
+        try:
+            if kind == "TensorBoardLogger":
+                exp = lg.experiment
+                for fig in figures:
+                    exp.add_figure(f"evaluation/{fig.stem}", fig.figure, close=False)
+                exp.add_text("evaluation/summary", text)
+                exp.flush()
+            elif kind == "WandbLogger":
+                for fig in figures:
+                    lg.log_image(key=f"evaluation/{fig.stem}", images=[str(fig.png)])
+                if not summary.empty:
+                    lg.log_table(key="evaluation/summary", dataframe=summary.astype(str))
+            else:
+                log.info(
+                    "logger %s cannot show figures; skipped (the files are in the run dir)", kind
+                )
+        except Exception as exc:  # a logger failure must not lose the computed results
+            log.error("logging to %s failed: %s", kind, exc)
+
+
+def _finish_wandb() -> None:
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
+# -- main entry ------------------------------------------------------------------------------------
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate the checkpoints of ``cfg.ckpt_path`` over the grid(s); see the module docstring.
+
+    Returns a dict with the output paths and the summary rows.
+    """
+    from scalar_ml.training.utils import instantiate_dict
+
+    t_start = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    if (output_dir / EVALUATION_FILE).exists():
+        raise FileExistsError(
+            f"{output_dir / EVALUATION_FILE} exists: choose a new run directory (the default "
+            "hydra.run.dir is unique per run) instead of overwriting"
+        )
+    batch_size = int(cfg.get("batch_size", 512))
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    which = str(cfg.get("checkpoint", "best"))
+    paths = find_checkpoints(cfg.ckpt_path, which)
+    loaded = select_runs([load_checkpoint(p) for p in paths], cfg.get("select") or [])
+    records = [r for r, _ in loaded]
+    modules = [m for _, m in loaded]
+    assign_labels(records)
+    tasks = list(dict.fromkeys(r.task for r in records))
+    grids = resolve_grids(cfg.get("grid"), tasks)
+    sampler = (
+        dict(OmegaConf.to_container(cfg.sampler, resolve=True) or {}) if cfg.get("sampler") else {}
+    )
+    cache_dir = cfg.get("cache_dir") or cfg.paths.get("data_dir")
+    for task, grid in grids.items():
+        grid.validate_sampler(sampler)
+        for rec in records:
+            if rec.task == task:
+                check_disjoint_seeds(grid.seed, rec.data_seed, rec.label)
+    loggers = instantiate_dict(cfg.get("logger"), "logger")
+    log.info(
+        "evaluating %d checkpoint(s) on %s",
+        len(records),
+        ", ".join(f"{g.name or t} ({len(g.cells())} cells)" for t, g in grids.items()),
+    )
+
+    from tqdm.auto import tqdm
+
+    progress = cfg.get("progress")
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    total = sum(len(g.cells()) * sum(r.task == t for r in records) for t, g in grids.items())
+    bar = tqdm(total=total, desc="evaluate", unit="cell", disable=not show)
+    rows: list[dict[str, Any]] = []
+    try:
+        for task, grid in grids.items():
+            mine = [(r, m) for r, m in zip(records, modules, strict=True) if r.task == task]
+            names = METRICS[task]
+            for lattice, params in grid.blocks():
+                status = {id(r): _applicability(m, lattice) for r, m in mine}
+                cell_keys = {
+                    "nt": lattice.nt, "nx": lattice.nx, "eta": params.eta, "lam": params.lam,
+                    "mu": params.mu,
+                }  # fmt: skip
+                ensemble = None
+                if any(ok for ok, _ in status.values()):
+                    ensemble = load_block(
+                        params, lattice, grid.n_configs, grid.seed, cache_dir=cache_dir,
+                        sampler_options=sampler,
+                    )  # fmt: skip
+                for worms in grid.worms:
+                    data = None
+                    if ensemble is not None:
+                        data = build_cell_data(
+                            task, ensemble, params, lattice, worms, grid.seed,
+                            max_worm_length=grid.max_worm_length,
+                        )  # fmt: skip
+                    for rec, module in mine:
+                        ok, note = status[id(rec)]
+                        base = {**_base_row(rec), **cell_keys, "worms": worms}
+                        if not ok or data is None:
+                            rows.extend(
+                                {**base, "metric": name, "value": math.nan, "stderr": math.nan,
+                                 "n_configs": 0, "status": "not applicable", "note": note}
+                                for name in names
+                            )  # fmt: skip
+                        else:
+                            pred, raw = predict(module, data.inputs, batch_size=batch_size)
+                            logits = task == "detection" and module.net.ends_with_sigmoid
+                            rows.extend(
+                                {**base, "metric": name, "value": value, "stderr": se,
+                                 "n_configs": len(data), "status": "ok", "note": note}
+                                for name, value, se in cell_metrics(task, pred, raw, data.targets,
+                                                                    logits=logits)
+                            )  # fmt: skip
+                        bar.update(1)
+                    bar.set_postfix_str(
+                        f"{format_lattice(lattice)} η={params.eta:g} μ={params.mu:g}"
+                    )
+    finally:
+        bar.close()
+
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    ck = pd.DataFrame(
+        [
+            {
+                **_base_row(r), "data_seed": r.data_seed, "n_parameters": r.n_parameters,
+                "epoch": r.epoch, "val_loss": r.val_loss, "path": str(r.path),
+            }
+            for r in records
+        ]
+    )  # fmt: skip
+    ck, summary, by_size = summarize(df, ck)
+    ck = ck[list(CHECKPOINT_COLUMNS)]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    df.to_csv(output_dir / EVALUATION_FILE, index=False)
+    ck.to_csv(output_dir / "checkpoints.csv", index=False)
+    summary.to_csv(output_dir / "summary.csv", index=False)
+    by_size.to_csv(output_dir / "loss_by_size.csv", index=False)
+    text = summary_markdown(summary, by_size)
+    (output_dir / "summary.md").write_text(text + "\n")
+    OmegaConf.save(
+        OmegaConf.create({t: g.describe() for t, g in grids.items()}), output_dir / "grids.yaml"
+    )
+    OmegaConf.save(cfg, output_dir / "config_resolved.yaml", resolve=True)
+
+    figure_files: list[str] = []
+    if cfg.get("plots", True):
+        from scalar_ml.evaluation.plots import _plt, write_figures
+
+        plt = _plt()
+        figures = write_figures(df, ck, output_dir / "plots", dpi=int(cfg.get("dpi", 110)))
+        figure_files = [str(fig.png) for fig in figures]
+        try:
+            _log_outputs(loggers, figures, summary, text)
+        finally:
+            for fig in figures:
+                plt.close(fig.figure)
+    elif loggers:
+        _log_outputs(loggers, [], summary, text)
+    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        _finish_wandb()
+    elapsed = time.perf_counter() - t_start
+    log.info(
+        "wrote %s (%d rows) in %.1f s\n%s", output_dir / EVALUATION_FILE, len(df), elapsed, text
+    )
+    return {
+        "evaluation_csv": str(output_dir / EVALUATION_FILE),
+        "checkpoints_csv": str(output_dir / "checkpoints.csv"),
+        "summary_csv": str(output_dir / "summary.csv"),
+        "figures": figure_files,
+        "n_rows": len(df),
+        "elapsed_s": round(elapsed, 3),
+        "summary": summary.to_dict(orient="records"),
+    }
