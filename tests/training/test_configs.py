@@ -121,6 +121,9 @@ def test_trainer_configs_compose(make_cfg, name: str) -> None:
     assert cfg.trainer.accelerator == ("cpu" if name == "cpu" else "gpu")
     if name == "ddp":
         assert cfg.trainer.strategy == "ddp" and cfg.trainer.use_distributed_sampler is False
+    assert cfg.trainer.precision == "32-true"
+    mixed = make_cfg([f"trainer={name}", "trainer.precision=bf16-mixed"])
+    assert mixed.trainer.precision == "bf16-mixed"  # the mixed-precision option
 
 
 @pytest.mark.parametrize("name", ["default", "fdr", "overfit", "limit"])
