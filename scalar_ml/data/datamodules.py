@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from scalar_ml.config import to_plain
 from scalar_ml.data.cache import EnsembleRequest, load_ensemble
 from scalar_ml.data.violations import (
     check_worms_fit,
@@ -311,17 +312,6 @@ def _worm_list(name: str, worms: Any, lattice: Lattice, minimum: int) -> list[in
     return values
 
 
-def _to_plain(value: Any) -> Any:
-    """OmegaConf containers -> plain Python (the data modules accept both)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover
-        return value
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 @dataclass(frozen=True)
 class _SplitData:
     inputs: torch.Tensor  # (N, 4, Nt, Nx) float32
@@ -369,7 +359,7 @@ class LatticeDataModule(L.LightningDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
-        self.lattice = _lattice(_to_plain(lattice))
+        self.lattice = _lattice(to_plain(lattice))
         self.n_train = _int("n_train", n_train, 1)
         self.n_val = _int("n_val", n_val, 1)
         self.n_test = _int("n_test", n_test, 0)
@@ -392,7 +382,7 @@ class LatticeDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be true or false, got {flag!r}")
         self.translate, self.drop_last, self.pin_memory = translate, drop_last, pin_memory
         self.cache_dir = None if cache_dir is None else str(cache_dir)
-        self.sampler_options: dict[str, Any] = dict(_to_plain(sampler) or {})
+        self.sampler_options: dict[str, Any] = dict(to_plain(sampler) or {})
         self._splits: dict[str, _SplitData] | None = None
 
     # -- subclasses -------------------------------------------------------------------------------
@@ -576,8 +566,8 @@ class ObservablesDataModule(LatticeDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        base = _physics("physics", _to_plain(physics))
-        mus = _to_plain(mu_values)
+        base = _physics("physics", to_plain(physics))
+        mus = to_plain(mu_values)
         if mus is None:
             mus = [base.mu]
         if isinstance(mus, numbers.Real) and not isinstance(mus, bool):
@@ -623,7 +613,7 @@ class _ViolationDataModule(LatticeDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._points = _named_points(_to_plain(points))
+        self._points = _named_points(to_plain(points))
         if max_worm_length is not None:
             _int("max_worm_length", max_worm_length, 1)
         self.max_worm_length = max_worm_length
@@ -665,7 +655,7 @@ class DetectionDataModule(_ViolationDataModule):
 
     def __init__(self, *, worms: Sequence[int] | int = (1,), **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.worms = _worm_list("worms", _to_plain(worms), self.lattice, 1)
+        self.worms = _worm_list("worms", to_plain(worms), self.lattice, 1)
         self._validate_requests()
 
     def _worm_counts(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -703,7 +693,7 @@ class CountingDataModule(_ViolationDataModule):
 
     def __init__(self, *, worms: Sequence[int] | int = (0, 5), **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.worms = _worm_list("worms", _to_plain(worms), self.lattice, 0)
+        self.worms = _worm_list("worms", to_plain(worms), self.lattice, 0)
         self._validate_requests()
 
     def _worm_counts(self, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from scalar_ml.config import to_plain
 from scalar_ml.data.cache import EnsembleRequest
 from scalar_ml.data.violations import check_worms_fit
 from scalar_ml.physics.params import Lattice, PhysicsParams
@@ -145,16 +146,6 @@ def _int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _plain(value: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover
-        return value
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 @dataclass(frozen=True)
 class Grid:
     """A validated evaluation grid (see the module docstring for the config format)."""
@@ -171,7 +162,7 @@ class Grid:
     @classmethod
     def from_config(cls, node: Mapping[str, Any] | Any, *, name: str | None = None) -> Grid:
         """Validate a grid config node (a mapping or a DictConfig); ``ValueError`` on any bad value."""
-        raw = _plain(node)
+        raw = to_plain(node)
         if not isinstance(raw, Mapping):
             raise ValueError(f"a grid must be a mapping, got {raw!r}")
         unknown = set(raw) - _KEYS

@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scalar_ml.config import to_plain
 from scalar_ml.models.layers import ACTIVATIONS, GLOBAL_POOL_MODES
 
 __all__ = [
@@ -94,22 +95,6 @@ class SpecError(ValueError):
 def format_size(size: Sequence[int]) -> str:
     """``(60, 4) -> '60×4'`` (time × space)."""
     return "×".join(str(int(n)) for n in size)
-
-
-def to_plain(obj: Any) -> Any:
-    """Convert OmegaConf containers and other mappings/sequences to plain dicts and lists."""
-    try:  # OmegaConf is a project dependency, but keep the spec layer usable without it.
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(obj, DictConfig | ListConfig):
-            return OmegaConf.to_container(obj, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(obj, Mapping):
-        return {key: to_plain(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_plain(value) for value in obj]
-    return obj
 
 
 def _where(index: int, layer_type: str) -> str:
