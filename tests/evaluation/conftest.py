@@ -6,34 +6,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from app_helpers import compose_app
 from evaluation_helpers import TINY_SAMPLER, TINY_TRAIN
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 import scalar_ml  # noqa: F401  (resolvers)
-from scalar_ml.paths import CONF_DIR
-
-
-def compose_app(config: str, overrides: Sequence[str], run_dir: Path, cache: Path) -> DictConfig:
-    """Compose ``conf/<config>.yaml`` as ``@hydra.main`` would (HydraConfig set, ``hydra`` node removed)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config,
-            overrides=[
-                f"paths.data_dir={cache}",
-                f"paths.output_dir={run_dir}",
-                f"hydra.run.dir={run_dir}",
-                *overrides,
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 #: Short sampler chains for test ensembles (the sampler warns that they are correlated).
 TINY_SAMPLER: list[str] = [
     "sampler.n_chains=2",
@@ -34,19 +31,3 @@ TINY_GRID: list[str] = [
 ]
 #: Sampler warnings about deliberately short test chains.
 SHORT_CHAINS = "ignore:.*shorter than.*:UserWarning"
-
-
-def subprocess_env(cache: Path, tmp: Path) -> dict[str, str]:
-    """Environment for CLI subprocesses: the given cache, wandb offline and quiet, caches in tmp."""
-    env = dict(os.environ)
-    env.update(
-        SCALAR_ML_DATA_DIR=str(cache),
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        WANDB_DIR=str(tmp / "wandb_dir"),
-        WANDB_CACHE_DIR=str(tmp / "wandb_cache"),
-        WANDB_CONFIG_DIR=str(tmp / "wandb_config"),
-        HYDRA_FULL_ERROR="1",
-        PYTHONWARNINGS="ignore",
-    )
-    return env

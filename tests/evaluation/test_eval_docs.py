@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from evaluation_helpers import TINY_SAMPLER, TINY_TRAIN, subprocess_env
+from app_helpers import subprocess_env
+from evaluation_helpers import TINY_SAMPLER, TINY_TRAIN
 from readme_sections import readme_section
 
 from scalar_ml.evaluation.grid import list_grids

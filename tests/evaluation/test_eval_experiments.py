@@ -30,7 +30,7 @@ def test_every_experiment_config_is_listed() -> None:
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_runs_fast_dev_run(name, eval_cache, tmp_path) -> None:
-    from conftest import compose_app
+    from app_helpers import compose_app
 
     from scalar_ml.training.train import train
 

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from evaluation_helpers import SHORT_CHAINS, TINY_GRID, TINY_SAMPLER, subprocess_env
+from app_helpers import subprocess_env
+from evaluation_helpers import SHORT_CHAINS, TINY_GRID, TINY_SAMPLER
 
 from scalar_ml.paths import PROJECT_ROOT
 
@@ -22,7 +23,7 @@ COUNTING_METRICS = ("loss", "acc", "pred_mean", "pred_std")
 @pytest.fixture(scope="module")
 def evaluated(counting_runs, eval_cache, tmp_path_factory):
     """One evaluation of both tiny checkpoints (eq and fl) over the tiny 2-size x 2-point grid."""
-    from conftest import compose_app
+    from app_helpers import compose_app
 
     from scalar_ml.evaluation.runner import evaluate
 

@@ -6,13 +6,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from app_helpers import compose_app
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 import scalar_ml  # noqa: F401  (resolvers)
-from scalar_ml.paths import CONF_DIR
 
 
 @pytest.fixture(scope="session")
@@ -34,23 +32,7 @@ def make_cfg(tiny_cache: Path, tmp_path: Path) -> Iterator[Callable[..., DictCon
         overrides: Sequence[str], run_dir: Path | None = None, cache: Path | None = None
     ) -> DictConfig:
         run_dir = run_dir or tmp_path / f"run{next(counter)}"
-        cache = cache or tiny_cache
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(
-                "train",
-                overrides=[
-                    f"paths.data_dir={cache}",
-                    f"paths.output_dir={run_dir}",
-                    f"hydra.run.dir={run_dir}",
-                    *overrides,
-                ],
-                return_hydra_config=True,
-            )
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        return cfg
+        return compose_app("train", overrides, run_dir, cache or tiny_cache)
 
     yield _make
     GlobalHydra.instance().clear()

@@ -15,11 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from app_helpers import subprocess_env
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from readme_sections import readme_section
-from training_helpers import REPO, TINY_SAMPLER, WARNING_FILTERS, subprocess_env
+from training_helpers import REPO, TINY_SAMPLER, WARNING_FILTERS
 
 from scalar_ml.paths import CONF_DIR
 

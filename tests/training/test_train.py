@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from training_helpers import REPO, TINY, WARNING_FILTERS, subprocess_env, tiny_for
+from app_helpers import subprocess_env
+from training_helpers import REPO, TINY, WARNING_FILTERS, tiny_for
 
 pytestmark = [pytest.mark.filterwarnings(f) for f in WARNING_FILTERS]
 

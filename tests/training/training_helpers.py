@@ -7,7 +7,6 @@ detection/counting, two 60×4 mu values for observables) are sampled once per se
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from scalar_ml.paths import PROJECT_ROOT
@@ -49,19 +48,3 @@ WARNING_FILTERS = [
 def tiny_for(task: str) -> list[str]:
     """``TINY`` plus the task-specific reductions (``task=...`` must be given by the caller)."""
     return TINY + (TINY_OBS if task == "observables" else [])
-
-
-def subprocess_env(cache: Path, tmp: Path) -> dict[str, str]:
-    """Environment for CLI subprocesses: the given cache, wandb offline and quiet, caches in tmp."""
-    env = dict(os.environ)
-    env.update(
-        SCALAR_ML_DATA_DIR=str(cache),
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        WANDB_DIR=str(tmp / "wandb_dir"),
-        WANDB_CACHE_DIR=str(tmp / "wandb_cache"),
-        WANDB_CONFIG_DIR=str(tmp / "wandb_config"),
-        HYDRA_FULL_ERROR="1",
-        PYTHONWARNINGS="ignore",
-    )
-    return env
