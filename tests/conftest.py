@@ -19,6 +19,7 @@ def data_dir(tmp_path: Path) -> Path:
     d.mkdir()
     return d
 
+
 # --doctest-modules would also import every conftest.py and helper module under tests/ as a plain
 # module named after its file; several share a basename ("conftest"), which makes the collection
 # depend on the order of the paths given. Doctests live in scalar_ml/, so skip these here.
