@@ -98,12 +98,36 @@ def _best_checkpoint_callback(trainer: Any) -> Any:
 
 
 def _last_checkpoint(trainer: Any) -> Path | None:
-    """``last.ckpt`` as written by the metric-free ModelCheckpoint (``None`` if none was written)."""
+    """``last.ckpt`` as written by the metric-free ModelCheckpoint (``None`` if none was written).
+
+    Under the spawn/fork DDP strategies the callbacks' paths are set in the worker processes only,
+    so the file the callback writes (``<dirpath>/<filename>.ckpt``) is looked up on disk too.
+    """
     for cb in trainer.checkpoint_callbacks:
+        if cb.monitor is not None:
+            continue
         path = cb.last_model_path or cb.best_model_path
-        if cb.monitor is None and path and Path(path).exists():
+        if not path and cb.dirpath and cb.filename:
+            path = str(Path(cb.dirpath) / f"{cb.filename}{cb.FILE_EXTENSION}")
+        if path and Path(path).exists():
             return Path(path)
     return None
+
+
+def _progress(trainer: Any, last: Path | None) -> tuple[int, int]:
+    """``(completed epochs, global step)`` of the fit.
+
+    The trainer's counters, except where they stayed at zero in this process because the fit ran in
+    spawned/forked workers (``ddp_spawn``, ``ddp_fork``): then the last checkpoint's counters (its
+    ``epoch`` is the 0-based epoch it was saved in, hence ``+ 1``).
+    """
+    epochs, step = int(trainer.current_epoch), int(trainer.global_step)
+    if step == 0 and last is not None:
+        import torch
+
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        epochs, step = int(state["epoch"]) + 1, int(state["global_step"])
+    return epochs, step
 
 
 def _overall_best(ckpt_cb: Any, best: str, previous: tuple[str, float] | None) -> str:
@@ -244,6 +268,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "diverged": False,
     }
     finished = False
+    last: Path | None = None
     try:
         if do_train:
             trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -271,9 +296,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.error("training diverged: %s", exc)
         raise
     finally:
+        epochs, global_step = _progress(trainer, last)
         info.update(
-            epochs=int(trainer.current_epoch),
-            global_step=int(trainer.global_step),
+            epochs=epochs,
+            global_step=global_step,
             elapsed_s=round(time.perf_counter() - t_start, 3),
             cpu_threads=threads,
         )

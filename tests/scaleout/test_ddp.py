@@ -75,3 +75,24 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     assert w_single.keys() == w_ddp.keys()
     for key, value in w_single.items():
         torch.testing.assert_close(w_ddp[key], value, rtol=RTOL, atol=ATOL, msg=key)
+
+
+@pytest.mark.slow
+def test_ddp_spawn_records_progress_and_checkpoints_like_ddp(tmp_path: Path) -> None:
+    """ddp_spawn (the strategy for multiruns) trains like ddp, and metrics.json records the fit.
+
+    The spawned workers keep Lightning's counters and checkpoint paths to themselves; train.py takes
+    them from the last checkpoint instead, so they equal those of a plain ddp run.
+    """
+    ddp_options = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    batch = f"data.batch_size={GLOBAL_BATCH // 2}"
+    ddp, w_ddp, _ = _train(tmp_path, "ddp", [*ddp_options, batch])
+    spawn, w_spawn, _ = _train(
+        tmp_path, "spawn", [*ddp_options, "trainer.strategy=ddp_spawn", batch]
+    )
+    assert (spawn["epochs"], spawn["global_step"]) == (ddp["epochs"], ddp["global_step"]) == (2, 10)
+    assert spawn["last_checkpoint"] == str(tmp_path / "spawn" / "checkpoints" / "last.ckpt")
+    for key in ("val/loss", "test/loss"):
+        assert spawn[key] == pytest.approx(ddp[key], rel=RTOL, abs=ATOL), key
+    for key, value in w_ddp.items():
+        torch.testing.assert_close(w_spawn[key], value, rtol=RTOL, atol=ATOL, msg=key)
