@@ -1,7 +1,8 @@
-"""Data layer: the ensemble cache (and, later, flux-violation insertion and data modules).
+"""Data layer: the ensemble cache, flux-violation insertion and the Lightning data modules.
 
-Kept light on purpose: importing :mod:`scalar_ml.data` loads numpy, filelock and
-:mod:`scalar_ml.physics` (numba, for the ``Ensemble`` type), never torch.
+Kept light on purpose: importing :mod:`scalar_ml.data` loads numpy and :mod:`scalar_ml.physics`
+(numba, for the ``Ensemble`` type), never torch; the data modules live in
+:mod:`scalar_ml.data.datamodules` and are imported from there.
 """
 
 from scalar_ml.data.cache import (

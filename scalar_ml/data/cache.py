@@ -4,7 +4,7 @@ One request ``(params, lattice, n_configs, seed, sampler options)`` maps to one 
 
     <root>/ensembles/eta4.01_lam1_mu1_8x8_n2000_s1-<hash12>.npz   (the data, authoritative)
     <root>/ensembles/eta4.01_lam1_mu1_8x8_n2000_s1-<hash12>.json  (a readable copy of the metadata)
-    <root>/ensembles/eta4.01_lam1_mu1_8x8_n2000_s1-<hash12>.lock  (inter-process lock)
+    <root>/ensembles/eta4.01_lam1_mu1_8x8_n2000_s1-<hash12>.lease (lock, only while generating)
 
 Conventions:
 
@@ -20,9 +20,36 @@ Conventions:
   metadata JSON). Everything loads with ``np.load(path, allow_pickle=False)``.
 - **Writes are atomic**: a temporary file in the same directory, ``fsync``, then ``os.replace``. A
   failure at any point removes the temporary file and leaves any existing entry untouched.
-- **Concurrency**: a ``filelock.FileLock`` per key. A miss takes the lock, looks again, generates,
-  writes and releases, so processes racing for one ensemble generate it once and all read the same bytes.
-  Readers of a valid entry never wait for a lock (files only ever appear whole, via ``os.replace``).
+- **Concurrency**: a :class:`LeaseLock` per key, which works across processes on *different hosts*
+  sharing the directory (NFS and other cluster file systems, where ``flock``/``fcntl`` are unreliable).
+  A miss takes the lease, looks again, generates, writes and releases, so processes racing for one
+  ensemble generate it once and all read the same bytes. Readers of a valid entry never wait for a lock
+  (files only ever appear whole, via ``os.replace``). The lease protocol:
+
+  - *Take*: write ``{host, pid, token, created}`` (JSON, ``token`` random) to a private file
+    ``.<key>.lease.<token>.claim`` and ``os.link`` it to ``<key>.lease``. ``link`` is atomic and fails
+    if the lease exists (on NFSv3+ too; a retried NFS ``LINK`` that reports an error is checked by the
+    claim's link count), so exactly one process holds the lease and its content is complete the
+    moment it appears. File systems without hard links fall back to ``O_CREAT | O_EXCL``.
+  - *Heartbeat*: the holder touches the lease's ``mtime`` every ``heartbeat`` s (10) from a daemon
+    thread while it generates.
+  - *Stale*: a waiter polls and judges the lease abandoned when its holder is a dead pid on the waiter's
+    own host, or its ``mtime`` is more than ``stale_after`` s (120) old, or it has not changed at all
+    for ``stale_after`` s of the waiter's own monotonic clock. Then it renames the lease to a private
+    tombstone (``os.rename`` of one file succeeds for one taker only), checks that it moved the file it
+    judged (else puts it back), deletes it with a :class:`StaleLockWarning` and tries to take it again.
+  - *Release* renames the lease aside, deletes it if the token is still ours and puts it back if not:
+    a process never deletes someone else's lease.
+  - *Clocks*: ages are measured on the file server's clock: ``os.utime(path)`` with no times makes an
+    NFS server set ``mtime`` itself, and the waiter reads "now" from the ``mtime`` of its freshly
+    touched claim file, so clock skew between hosts does not matter. The assumption is only that the
+    server stamps both files alike; the monotonic "unchanged for ``stale_after`` s" rule needs no
+    clock at all. A holder paused for longer than ``stale_after`` (e.g. a suspended job) can lose its
+    lease; its heartbeat notices, logs an error, and the worst outcome is a second, identical
+    generation: correctness never depends on the lock (atomic writes and checksums guarantee whole,
+    valid entries), the lock only avoids duplicate work. ``lock_timeout`` bounds the wait
+    (:class:`CacheLockTimeout`). A process killed mid-``acquire`` may leave a small
+    ``.<key>.lease.*.claim`` file behind; it is harmless.
 - **Integrity**: every load recomputes the checksum and checks the key and shapes. A truncated or
   corrupted entry is never served: it is reported with a :class:`CacheCorruptionWarning` and regenerated.
 - Returned arrays are read-only views of what is on disk (a cache hit and the generating call return
@@ -44,20 +71,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import logging
 import numbers
 import os
+import socket
 import tempfile
+import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import filelock
 import numpy as np
 
 from scalar_ml.physics.ensemble import Ensemble
@@ -67,8 +97,11 @@ __all__ = [
     "DATA_OPTION_DEFAULTS",
     "FORMAT_VERSION",
     "CacheCorruptionWarning",
+    "CacheLockTimeout",
     "EnsembleCache",
     "EnsembleRequest",
+    "LeaseLock",
+    "StaleLockWarning",
     "atomic_write",
     "load_ensemble",
 ]
@@ -290,6 +323,244 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> 
     _fsync_dir(path.parent)
 
 
+# --------------------------------------------------------------------------- cross-host lease lock
+class CacheLockTimeout(TimeoutError):
+    """Waiting for another process's lease on a cache key took longer than the timeout."""
+
+
+class StaleLockWarning(RuntimeWarning):
+    """A lease left by a dead or hung holder was taken over."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists but not ours (or an absurd pid: do not judge it dead)
+    return True
+
+
+def _check_lease_times(stale_after: float, heartbeat: float) -> None:
+    if not (heartbeat > 0 and stale_after > 2 * heartbeat):
+        raise ValueError(
+            f"need heartbeat > 0 and stale_after > 2 * heartbeat, got {heartbeat} and {stale_after}"
+        )
+
+
+class LeaseLock:
+    """An exclusive lease on ``path`` that works across hosts sharing a directory (NFS included).
+
+    It needs no ``flock``/``fcntl``: only atomic ``link``/``rename`` and ``mtime`` updates, which NFSv3+
+    and local file systems provide. See the module docstring ("Concurrency") for the protocol.
+
+    Args:
+        path: the lease file, e.g. ``<key>.lease``.
+        stale_after: seconds without a heartbeat (server-clock ``mtime`` age) after which a lease counts
+            as abandoned and may be taken over.
+        heartbeat: seconds between the holder's ``mtime`` refreshes (must be < ``stale_after / 2``).
+        poll: longest pause between a waiter's attempts.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        stale_after: float = 120.0,
+        heartbeat: float = 10.0,
+        poll: float = 0.5,
+    ) -> None:
+        _check_lease_times(stale_after, heartbeat)
+        self.path = Path(path)
+        self.stale_after = float(stale_after)
+        self.heartbeat = float(heartbeat)
+        self.poll = float(poll)
+        self.host = socket.gethostname()
+        self.token: str | None = None
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen: tuple[Any, float] | None = None  # (lease identity, monotonic time first seen)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _side(self, token: str, kind: str) -> Path:
+        # names never end in ".tmp", so the cache's clean-up of stale temporaries never touches them
+        return self.path.with_name(f".{self.path.name}.{token}.{kind}")
+
+    def _read(self, path: Path | None = None) -> dict[str, Any]:
+        try:
+            info = json.loads((path or self.path).read_text())
+            return info if isinstance(info, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _try_create(self, token: str) -> tuple[bool, float]:
+        """Try to create the lease (whole, with its JSON); returns (created, server time now)."""
+        claim = self._side(token, "claim")
+        info = {
+            "host": self.host,
+            "pid": os.getpid(),
+            "token": token,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+        claim.write_text(json.dumps(info))
+        try:
+            os.utime(claim)  # on NFS the server sets the time: the claim doubles as a clock probe
+            now = claim.stat().st_mtime
+            try:
+                os.link(claim, self.path)  # atomic; fails with EEXIST if a lease exists
+                return True, now
+            except FileExistsError:
+                return False, now
+            except OSError as exc:
+                # NFS: a retried LINK can report an error although it succeeded; the link count tells
+                if claim.stat().st_nlink == 2:
+                    return True, now
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+            # file systems without hard links: O_EXCL create (atomic; content written just after)
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False, now
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(info))
+            return True, now
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                claim.unlink()
+
+    def _stale_reason(self, now: float) -> tuple[str | None, dict[str, Any], Any]:
+        """Why the current lease is abandoned (None: it is live), its content and identity."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None, {}, None
+        info = self._read()
+        ident = (st.st_ino, st.st_mtime_ns, info.get("token"))
+        if info.get("host") == self.host and isinstance(info.get("pid"), int):
+            if not _pid_alive(info["pid"]):
+                return f"its holder (pid {info['pid']} on this host) is dead", info, ident
+        age = now - st.st_mtime
+        if age > self.stale_after:
+            return f"no heartbeat for {age:.0f} s (> {self.stale_after:g} s)", info, ident
+        # clock-free back-up: the lease has not changed for stale_after s of our own monotonic clock
+        t = time.monotonic()
+        if self._seen is None or self._seen[0] != ident:
+            self._seen = (ident, t)
+        elif t - self._seen[1] > self.stale_after:
+            return (
+                f"unchanged for {t - self._seen[1]:.0f} s (> {self.stale_after:g} s)",
+                info,
+                ident,
+            )
+        return None, info, ident
+
+    def _take_over(self, reason: str, info: dict[str, Any], ident: Any) -> None:
+        """Move an abandoned lease aside; only one of several racing takers can move a given file."""
+        tomb = self._side(uuid.uuid4().hex, "stale")
+        try:
+            os.rename(self.path, tomb)
+        except FileNotFoundError:
+            return  # someone else moved it (or its holder released it)
+        try:
+            st = tomb.stat()
+            moved = self._read(tomb)
+            if (st.st_ino, st.st_mtime_ns, moved.get("token")) != ident:
+                # the lease changed between our look and the rename: it is a fresh one, put it back
+                with contextlib.suppress(FileExistsError):
+                    os.link(tomb, self.path)
+                return
+            holder = f"{info.get('host', '?')} pid {info.get('pid', '?')}"
+            msg = f"took over the abandoned cache lock {self.path} (held by {holder}): {reason}"
+            log.warning(msg)
+            warnings.warn(msg, StaleLockWarning, stacklevel=4)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tomb.unlink()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat):
+            # a waiter may move a live lease aside for an instant (and put it back): look twice
+            if self._read().get("token") != self.token and not (
+                self._stop.wait(0.05) or self._read().get("token") == self.token
+            ):
+                self.lost = True
+                log.error("lost the cache lock %s to another process", self.path)
+                return
+            with contextlib.suppress(OSError):
+                os.utime(self.path)  # on NFS: set to the server's time
+
+    # -- public API ---------------------------------------------------------------------------
+    def acquire(self, timeout: float | None = None) -> None:
+        """Wait for the lease (``None``: as long as it takes); :class:`CacheLockTimeout` after ``timeout``."""
+        if self.token is not None:
+            raise RuntimeError(f"{self.path} is already held by this LeaseLock")
+        token = uuid.uuid4().hex
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause, waited = 0.02, False
+        self._seen = None
+        while True:
+            created, now = self._try_create(token)
+            if created:
+                break
+            reason, info, ident = self._stale_reason(now)
+            if reason is not None:
+                self._take_over(reason, info, ident)
+                continue
+            if deadline is not None and time.monotonic() >= deadline:
+                holder = f"{info.get('host', '?')} pid {info.get('pid', '?')}"
+                raise CacheLockTimeout(
+                    f"timed out after {timeout:g} s waiting for the cache lock {self.path}, held by "
+                    f"{holder} (it is taken over once its heartbeat is {self.stale_after:g} s old)"
+                )
+            if not waited:
+                log.info("waiting for another process holding %s", self.path)
+                waited = True
+            sleep = pause if deadline is None else min(pause, max(deadline - time.monotonic(), 0))
+            time.sleep(sleep)
+            pause = min(pause * 1.5, self.poll)
+        self.token, self.lost = token, False
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"lease:{self.path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def release(self) -> None:
+        """Stop the heartbeat and remove the lease, but only if it is still ours."""
+        if self.token is None:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        token, self.token, self._thread = self.token, None, None
+        aside = self._side(token, "release")
+        try:
+            os.rename(self.path, aside)  # atomic: nobody can swap the file while we inspect it
+        except FileNotFoundError:
+            log.warning("the cache lock %s was gone at release (taken over?)", self.path)
+            return
+        try:
+            if self._read(aside).get("token") != token:
+                log.warning(
+                    "the cache lock %s was taken over by another process; left it", self.path
+                )
+                with contextlib.suppress(FileExistsError):
+                    os.link(aside, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                aside.unlink()
+
+    def __enter__(self) -> LeaseLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def _default_generator() -> tuple[Generator, str]:
     from scalar_ml.physics import ensemble as ens  # lazy: numba kernels load only when sampling
 
@@ -306,7 +577,10 @@ class EnsembleCache:
         algorithm: a version tag of the generator's algorithm, part of the key. ``None`` with the
             default generator uses the version the sampler module declares (if any).
         lock_timeout: seconds to wait for another process generating the same ensemble (``None``:
-            wait as long as it takes); ``filelock.Timeout`` when exceeded.
+            wait as long as it takes); :class:`CacheLockTimeout` (a ``TimeoutError``) when exceeded.
+        lock_stale_after: seconds without a heartbeat after which a key's lease counts as abandoned
+            (its holder died or hangs on another host) and is taken over.
+        lock_heartbeat: seconds between the generating process's heartbeats on its lease.
     """
 
     def __init__(
@@ -316,12 +590,17 @@ class EnsembleCache:
         generator: Generator | None = None,
         algorithm: str | None = None,
         lock_timeout: float | None = None,
+        lock_stale_after: float = 120.0,
+        lock_heartbeat: float = 10.0,
     ) -> None:
         self.root = Path(root)
         self.directory = self.root / "ensembles"
         self._generator = generator
         self._algorithm = algorithm
         self.lock_timeout = lock_timeout
+        _check_lease_times(lock_stale_after, lock_heartbeat)
+        self.lock_stale_after = lock_stale_after
+        self.lock_heartbeat = lock_heartbeat
 
     # -- public API ---------------------------------------------------------------------------
     def request(
@@ -371,12 +650,12 @@ class EnsembleCache:
                 return self._read(path, req)
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(path.with_suffix(".lock")))
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            log.info("waiting for another process generating %s", path.name)
-            lock.acquire(timeout=-1 if self.lock_timeout is None else self.lock_timeout)
+        lock = LeaseLock(
+            path.with_suffix(".lease"),
+            stale_after=self.lock_stale_after,
+            heartbeat=self.lock_heartbeat,
+        )
+        lock.acquire(timeout=self.lock_timeout)
         try:
             if path.exists():
                 try:

@@ -426,3 +426,143 @@ def test_real_sampler_through_the_cache_is_transparent_and_valid(data_dir):
     cache = EnsembleCache(data_dir, generator=must_not_run, algorithm=tag)
     hit = cache.get(params, lattice, 60, 4, n_chains=2)
     assert _digest(hit) == _digest(ens) and hit.meta == ens.meta
+
+
+# --------------------------------------------------------------------------- cross-host leases
+OTHER_HOST = "node-elsewhere.cluster"
+
+
+def _lease_path(cache: EnsembleCache, *args) -> Path:
+    return cache.path(*args).with_suffix(".lease")
+
+
+def _plant_lease(lease: Path, *, host: str, pid: int, age: float = 0.0, token: str = "t0") -> None:
+    lease.parent.mkdir(parents=True, exist_ok=True)
+    lease.write_text(json.dumps({"host": host, "pid": pid, "token": token, "created": "x"}))
+    if age:
+        t = time.time() - age
+        os.utime(lease, (t, t))
+
+
+def _side_files(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "ensembles").iterdir() if ".lease" in p.name)
+
+
+def test_lease_of_a_killed_holder_on_this_host_is_taken_over(data_dir):
+    gen = Counting()
+    cache = EnsembleCache(data_dir, generator=gen)
+    lease = _lease_path(cache, P, L, 12, 0)
+    lease.parent.mkdir(parents=True)
+    holder = "import os, sys; from scalar_ml.data.cache import LeaseLock\n"
+    holder += "LeaseLock(sys.argv[1]).acquire(); os.kill(os.getpid(), 9)"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", holder, str(lease)], env=env, timeout=60)
+    assert proc.returncode == -9
+    info = json.loads(lease.read_text())  # fresh mtime, but its pid is dead
+    assert info["host"] == cache_mod.socket.gethostname()
+    with pytest.warns(cache_mod.StaleLockWarning, match=f"pid {info['pid']} on this host"):
+        ens = cache.get(P, L, 12, 0)
+    assert len(gen.calls) == 1 and ens.configs.shape[0] == 12
+    assert _side_files(data_dir) == []  # lease released, tombstone and claims removed
+
+
+def test_stale_lease_from_another_host_is_taken_over(data_dir):
+    gen = Counting()
+    cache = EnsembleCache(data_dir, generator=gen, lock_timeout=5)
+    _plant_lease(_lease_path(cache, P, L, 12, 1), host=OTHER_HOST, pid=1, age=1000)
+    with pytest.warns(cache_mod.StaleLockWarning, match=f"{OTHER_HOST}.*no heartbeat"):
+        cache.get(P, L, 12, 1)
+    assert len(gen.calls) == 1 and _side_files(data_dir) == []
+
+
+def test_fresh_lease_from_another_host_is_respected_until_the_timeout(data_dir):
+    gen = Counting()
+    cache = EnsembleCache(data_dir, generator=gen, lock_timeout=0.5)
+    lease = _lease_path(cache, P, L, 12, 2)
+    _plant_lease(lease, host=OTHER_HOST, pid=os.getpid() + 10**6, token="theirs")
+    t0 = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(cache_mod.CacheLockTimeout, match=f"0.5 s .*held by {OTHER_HOST}"):
+            cache.get(P, L, 12, 2)
+    assert 0.4 < time.monotonic() - t0 < 3
+    assert gen.calls == [] and json.loads(lease.read_text())["token"] == "theirs"
+    assert isinstance(cache_mod.CacheLockTimeout("x"), TimeoutError)
+
+
+def test_lease_that_never_changes_is_stale_after_stale_after_of_local_time(data_dir):
+    # clock skew: the lease's mtime is in "the future", so only the clock-free rule can judge it
+    gen = Counting()
+    cache = EnsembleCache(data_dir, generator=gen, lock_stale_after=0.6, lock_heartbeat=0.1)
+    _plant_lease(_lease_path(cache, P, L, 12, 3), host=OTHER_HOST, pid=1, age=-3600)
+    t0 = time.monotonic()
+    with pytest.warns(cache_mod.StaleLockWarning, match="unchanged for"):
+        cache.get(P, L, 12, 3)
+    assert 0.6 < time.monotonic() - t0 < 5 and len(gen.calls) == 1
+
+
+def test_heartbeat_keeps_a_slow_holder_lease_alive(tmp_path):
+    lease = tmp_path / "k.lease"
+    holder = cache_mod.LeaseLock(lease, stale_after=0.5, heartbeat=0.1)
+    holder.acquire()
+    info = json.loads(lease.read_text())
+    assert info["host"] == cache_mod.socket.gethostname() and info["pid"] == os.getpid()
+    # pretend it is another host's holder so that only its heartbeat can keep it alive
+    waiter = cache_mod.LeaseLock(lease, stale_after=0.5, heartbeat=0.1)
+    waiter.host = OTHER_HOST
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(cache_mod.CacheLockTimeout):
+            waiter.acquire(timeout=1.5)  # three stale_after periods: the heartbeat kept it fresh
+    assert not holder.lost
+    holder.release()
+    assert not lease.exists()
+    waiter.acquire(timeout=1)
+    waiter.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_release_never_deletes_someone_elses_lease(tmp_path):
+    lease = tmp_path / "k.lease"
+    lock = cache_mod.LeaseLock(lease, stale_after=1.0, heartbeat=0.05)
+    lock.acquire()
+    # another process took the lease over (as if ours had gone stale)
+    other = tmp_path / "other"
+    other.write_text(json.dumps({"host": OTHER_HOST, "pid": 1, "token": "theirs"}))
+    os.replace(other, lease)
+    time.sleep(0.3)
+    assert lock.lost  # the heartbeat noticed and stopped touching the lease
+    lock.release()
+    assert json.loads(lease.read_text())["token"] == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.lease"]
+    with pytest.raises(ValueError, match="stale_after > 2 \\* heartbeat"):
+        cache_mod.LeaseLock(lease, stale_after=1.0, heartbeat=0.5)
+
+
+def test_racing_processes_take_over_one_stale_lease_once_and_generate_once(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(RACE_WORKER)
+    root, counter, go = tmp_path / "cache", tmp_path / "generations.txt", tmp_path / "go"
+    path = EnsembleCache(root, generator=fake_generate).path(P, Lattice(8, 8), 200, 11)
+    _plant_lease(path.with_suffix(".lease"), host=OTHER_HOST, pid=1, age=1000)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(root), str(counter), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    time.sleep(1.0)
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    took_over = [err for _, err in outs if "took over the abandoned cache lock" in err]
+    assert len(took_over) == 1, [err for _, err in outs]
+    starts = [ln for ln in counter.read_text().splitlines() if not ln.startswith("end")]
+    assert len(starts) == 1
+    assert len({json.loads(out.strip().splitlines()[-1])["digest"] for out, _ in outs}) == 1
+    assert _side_files(root) == []
