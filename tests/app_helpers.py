@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,9 +40,15 @@ def compose_app(config: str, overrides: Sequence[str], run_dir: Path, cache: Pat
 
 
 def subprocess_env(cache: Path, tmp: Path) -> dict[str, str]:
-    """Environment for CLI subprocesses: the given cache, wandb offline and quiet, caches in tmp."""
+    """Environment for CLI subprocesses: the given cache, wandb offline and quiet, caches in tmp.
+
+    The running interpreter's directory leads ``PATH``, so documented commands (``python train.py``,
+    ``tensorboard``, ``wandb``) use this environment's installation even when it is not activated.
+    """
     env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
     env.update(
+        PATH=os.pathsep.join([bin_dir, env.get("PATH", "")]),
         SCALAR_ML_DATA_DIR=str(cache),
         WANDB_MODE="offline",
         WANDB_SILENT="true",
