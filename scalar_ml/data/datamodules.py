@@ -44,11 +44,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from scalar_ml.config import to_plain
 from scalar_ml.data.cache import EnsembleRequest, load_ensemble
+from scalar_ml.data.labels import insert_and_label, observable_targets
 from scalar_ml.data.violations import (
     check_worms_fit,
-    has_violation,
-    insert_open_worms,
-    violation_count,
 )
 from scalar_ml.physics.ensemble import Ensemble
 from scalar_ml.physics.params import Lattice, PhysicsParams
@@ -589,16 +587,7 @@ class ObservablesDataModule(LatticeDataModule):
         return self._points
 
     def _make_split(self, point_index, params, configs, ensemble, rows, split):
-        from scalar_ml.physics.observables import measure
-
-        obs = measure(configs, params)
-        for name, stored in (("n", ensemble.n[rows]), ("phi2", ensemble.phi2[rows])):
-            if not np.allclose(obs[name], stored, rtol=1e-9, atol=1e-12):
-                raise RuntimeError(
-                    f"recomputed {name} differs from the ensemble's value at {params}: "
-                    "the cache entry or the measurement is inconsistent"
-                )
-        targets = np.stack([obs["n"], obs["phi2"]], axis=1)
+        targets = observable_targets(configs, params, ensemble.n[rows], ensemble.phi2[rows])
         return configs, targets, np.zeros(len(configs), dtype=np.int64)
 
 
@@ -625,13 +614,13 @@ class _ViolationDataModule(LatticeDataModule):
     def _worm_counts(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError
 
-    def _insert(
-        self, point_index: int, configs: np.ndarray, split: str
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _make_split(self, point_index, params, configs, ensemble, rows, split):
         rng = _stream(self.seed, _WORM_STREAM, point_index, SPLITS.index(split))
         counts = self._worm_counts(rng, len(configs))
-        out = insert_open_worms(configs, counts, rng, max_length=self.max_worm_length)
-        return out, counts
+        out, labels = insert_and_label(
+            self.task, configs, counts, rng, max_length=self.max_worm_length
+        )
+        return out, labels, counts
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "max_worm_length": self.max_worm_length}
@@ -664,13 +653,6 @@ class DetectionDataModule(_ViolationDataModule):
         counts[violated] = rng.choice(np.asarray(self.worms, dtype=np.int64), size=violated.size)
         return counts
 
-    def _make_split(self, point_index, params, configs, ensemble, rows, split):
-        out, counts = self._insert(point_index, configs, split)
-        label = has_violation(out)
-        if not np.array_equal(label, counts > 0):
-            raise RuntimeError("detection labels disagree with the inserted worms: this is a bug")
-        return out, label.astype(np.float64)[:, None], counts
-
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "worms": list(self.worms)}
 
@@ -699,13 +681,6 @@ class CountingDataModule(_ViolationDataModule):
     def _worm_counts(self, rng: np.random.Generator, n: int) -> np.ndarray:
         values = np.asarray(self.worms, dtype=np.int64)
         return values[np.arange(n) % values.size][rng.permutation(n)]
-
-    def _make_split(self, point_index, params, configs, ensemble, rows, split):
-        out, counts = self._insert(point_index, configs, split)
-        count = violation_count(out)
-        if not np.array_equal(count, counts):
-            raise RuntimeError("counting labels disagree with the inserted worms: this is a bug")
-        return out, count.astype(np.float64)[:, None], counts
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "worms": list(self.worms)}

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from scalar_ml.data.cache import load_ensemble
-from scalar_ml.data.violations import has_violation, insert_open_worms, violation_count
+from scalar_ml.data.labels import insert_and_label, observable_targets
 from scalar_ml.physics.ensemble import Ensemble
 from scalar_ml.physics.params import Lattice, PhysicsParams
 
@@ -107,16 +107,7 @@ def build_cell_data(
     if task == "observables":
         if worms != 0:
             raise ValueError(f"observables cells take no worms, got {worms}")
-        from scalar_ml.physics.observables import measure
-
-        obs = measure(configs, params)
-        for name, stored in (("n", ensemble.n), ("phi2", ensemble.phi2)):
-            if not np.allclose(obs[name], stored, rtol=1e-9, atol=1e-12):
-                raise RuntimeError(
-                    f"recomputed {name} differs from the cached ensemble at {params} on {lattice}: "
-                    "the cache entry is inconsistent"
-                )
-        targets = np.stack([obs["n"], obs["phi2"]], axis=1)
+        targets = observable_targets(configs, params, ensemble.n, ensemble.phi2)
         return CellData(
             configs.astype(np.float32), targets.astype(np.float32), np.zeros(n, dtype=np.int64)
         )
@@ -126,20 +117,12 @@ def build_cell_data(
             raise ValueError(f"detection cells need worms >= 1, got {worms}")
         counts = np.zeros(n, dtype=np.int64)
         counts[rng.permutation(n)[: n // 2]] = worms
-        out = insert_open_worms(configs, counts, rng, max_length=max_worm_length)
-        label = has_violation(out)
-        if not np.array_equal(label, counts > 0):
-            raise RuntimeError("detection labels disagree with the inserted worms: this is a bug")
-        return CellData(out.astype(np.float32), label.astype(np.float32)[:, None], counts)
-    if task == "counting":
-        out = insert_open_worms(configs, worms, rng, max_length=max_worm_length)
-        count = violation_count(out)
-        if not np.all(count == worms):
-            raise RuntimeError("counting labels disagree with the inserted worms: this is a bug")
-        return CellData(
-            out.astype(np.float32), count.astype(np.float32)[:, None], count.astype(np.int64)
-        )
-    raise ValueError(f"unknown task {task!r}")
+    elif task == "counting":
+        counts = np.full(n, worms, dtype=np.int64)
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    out, labels = insert_and_label(task, configs, counts, rng, max_length=max_worm_length)
+    return CellData(out.astype(np.float32), labels.astype(np.float32), counts)
 
 
 def check_disjoint_seeds(grid_seed: int, training_data_seed: int | None, label: str) -> None:
