@@ -15,6 +15,27 @@ from omegaconf import DictConfig, open_dict
 import scalar_ml  # noqa: F401  (registers the config resolvers)
 from scalar_ml.paths import CONF_DIR
 
+#: Short sampler chains for test ensembles (the sampler warns that they are correlated).
+TINY_SAMPLER: list[str] = [
+    "sampler.n_chains=2",
+    "sampler.n_therm=20",
+    "sampler.sweeps_between=2",
+    "sampler.progress=false",
+]
+#: A training of a few batches on the task's default lattice, no loggers, no console noise.
+TINY_TRAIN: list[str] = [
+    *TINY_SAMPLER,
+    "data.n_train=32",
+    "data.n_val=16",
+    "data.n_test=16",
+    "data.batch_size=16",
+    "trainer.max_epochs=1",
+    "++trainer.enable_progress_bar=false",
+    "logger=none",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.model_summary=null",
+]
+
 
 def compose_app(config: str, overrides: Sequence[str], run_dir: Path, cache: Path) -> DictConfig:
     """Compose ``conf/<config>.yaml`` as ``@hydra.main`` would (HydraConfig set, ``hydra`` node removed).

@@ -12,15 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app_helpers import TINY_SAMPLER
+
 REPO: Path = Path(__file__).resolve().parents[2]
 
-#: Short sampler chains and quiet output (the sampler warns that such chains are correlated).
-TINY_SAMPLER: list[str] = [
-    "sampler.n_chains=2",
-    "sampler.n_therm=20",
-    "sampler.sweeps_between=2",
-    "sampler.progress=false",
-]
 #: A tiny counting data set on 4×4, no loggers and no console noise.
 TINY_TRAIN: list[str] = [
     *TINY_SAMPLER,

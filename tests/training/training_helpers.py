@@ -9,30 +9,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app_helpers import TINY_SAMPLER, TINY_TRAIN
+
 from scalar_ml.paths import PROJECT_ROOT
+
+__all__ = [
+    "REPO",
+    "SHORT_CHAINS",
+    "TINY",
+    "TINY_OBS",
+    "TINY_SAMPLER",
+    "WARNING_FILTERS",
+    "tiny_for",
+]
 
 REPO: Path = PROJECT_ROOT
 
-#: Sampler settings for test ensembles: short chains (the sampler warns that they are correlated).
-TINY_SAMPLER: list[str] = [
-    "sampler.n_chains=2",
-    "sampler.n_therm=20",
-    "sampler.sweeps_between=2",
-    "sampler.progress=false",
-]
 #: Small data, one epoch, no loggers and no console noise.
-TINY: list[str] = [
-    *TINY_SAMPLER,
-    "data.n_train=32",
-    "data.n_val=16",
-    "data.n_test=16",
-    "data.batch_size=16",
-    "trainer.max_epochs=1",
-    "++trainer.enable_progress_bar=false",
-    "logger=none",
-    "callbacks.rich_progress_bar=null",
-    "callbacks.model_summary=null",
-]
+TINY: list[str] = TINY_TRAIN
 #: Observables with two mu values only (fewer ensembles to sample).
 TINY_OBS: list[str] = ["data.mu_values=[0.95,1.05]"]
 #: Sampler warnings about deliberately short test chains.
