@@ -28,7 +28,7 @@ POINTS = {"a": {"eta": 4.25, "lam": 1.0, "mu": 1.0}, "b": {"eta": 4.01, "lam": 1
 SIZES = {"n_train": 32, "n_val": 16, "n_test": 16}
 
 
-def counting(cache: Path, **kw) -> CountingDataModule:
+def _violation_module(cls, cache: Path, **kw):
     args = {
         "points": POINTS,
         "lattice": {"nt": 8, "nx": 8},
@@ -38,20 +38,15 @@ def counting(cache: Path, **kw) -> CountingDataModule:
         **SIZES,
         **kw,
     }
-    return CountingDataModule(**args)
+    return cls(**args)
+
+
+def counting(cache: Path, **kw) -> CountingDataModule:
+    return _violation_module(CountingDataModule, cache, **kw)
 
 
 def detection(cache: Path, **kw) -> DetectionDataModule:
-    args = {
-        "points": POINTS,
-        "lattice": {"nt": 8, "nx": 8},
-        "batch_size": 8,
-        "cache_dir": str(cache),
-        "sampler": SAMPLER,
-        **SIZES,
-        **kw,
-    }
-    return DetectionDataModule(**args)
+    return _violation_module(DetectionDataModule, cache, **kw)
 
 
 def observables(cache: Path, **kw) -> ObservablesDataModule:
