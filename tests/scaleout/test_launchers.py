@@ -1,7 +1,8 @@
 """Cluster launch configs: hydra/launcher=slurm|local (hydra-submitit-launcher) compose and run.
 
 - ``hydra/launcher=slurm`` composes with partition, time, GPUs and array parallelism as overrides
-  (for ``train.py`` and ``python -m scalar_ml.sample``); nothing is submitted (no cluster here);
+  (for ``train.py`` and ``python -m scalar_ml.sample``); nothing is submitted here (jobs on a real
+  one-node cluster: ``test_slurm.py``);
 - a 2-job multirun of ``python -m scalar_ml.sample -m physics.mu=0.5,0.6`` through the local submitit
   launcher: each job runs in its own submitit process and writes its own summary.json;
 - (slow) a 2-seed ``train.py`` multirun through the same launcher.
