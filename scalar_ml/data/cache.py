@@ -26,7 +26,7 @@ Conventions:
   ensemble generate it once and all read the same bytes. Readers of a valid entry never wait for a lock
   (files only ever appear whole, via ``os.replace``). The lease protocol:
 
-  - *Take*: write ``{host, pid, token, created}`` (JSON, ``token`` random) to a private file
+  - *Take*: write ``{host, pid, pid_ns, token, created}`` (JSON, ``token`` random) to a private file
     ``.<key>.lease.<token>.claim`` and ``os.link`` it to ``<key>.lease``. ``link`` is atomic and fails
     if the lease exists (on NFSv3+ too; a retried NFS ``LINK`` that reports an error is checked by the
     claim's link count), so exactly one process holds the lease and its content is complete the
@@ -34,7 +34,8 @@ Conventions:
   - *Heartbeat*: the holder touches the lease's ``mtime`` every ``heartbeat`` s (10) from a daemon
     thread while it generates.
   - *Stale*: a waiter polls and judges the lease abandoned when its holder is a dead pid on the waiter's
-    own host, or its ``mtime`` is more than ``stale_after`` s (120) old, or it has not changed at all
+    own host and in its own PID namespace (``pid_ns``: containers sharing a host name do not share
+    pids), or its ``mtime`` is more than ``stale_after`` s (120) old, or it has not changed at all
     for ``stale_after`` s of the waiter's own monotonic clock. Then it renames the lease to a private
     tombstone (``os.rename`` of one file succeeds for one taker only), checks that it moved the file it
     judged (else puts it back), deletes it with a :class:`StaleLockWarning` and tries to take it again.
@@ -342,6 +343,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (``"pid:[<inode>]"`` on Linux; None where unknown).
+
+    Pids are only comparable within one namespace: two containers on one node may share its host
+    name (e.g. ``docker run --network host``) but each has its own pids.
+    """
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def _check_lease_times(stale_after: float, heartbeat: float) -> None:
     if not (heartbeat > 0 and stale_after > 2 * heartbeat):
         raise ValueError(
@@ -377,6 +390,7 @@ class LeaseLock:
         self.heartbeat = float(heartbeat)
         self.poll = float(poll)
         self.host = socket.gethostname()
+        self.pid_ns = _pid_namespace()
         self.token: str | None = None
         self.lost = False
         self._stop = threading.Event()
@@ -401,6 +415,7 @@ class LeaseLock:
         info = {
             "host": self.host,
             "pid": os.getpid(),
+            "pid_ns": self.pid_ns,
             "token": token,
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
@@ -439,7 +454,8 @@ class LeaseLock:
             return None, {}, None
         info = self._read()
         ident = (st.st_ino, st.st_mtime_ns, info.get("token"))
-        if info.get("host") == self.host and isinstance(info.get("pid"), int):
+        same_pids = info.get("host") == self.host and info.get("pid_ns") == self.pid_ns
+        if same_pids and isinstance(info.get("pid"), int):
             if not _pid_alive(info["pid"]):
                 return f"its holder (pid {info['pid']} on this host) is dead", info, ident
         age = now - st.st_mtime
