@@ -10,6 +10,9 @@ Public API (no torch import anywhere in this package):
 - :func:`free_field_observables`: exact :math:`\\lambda = 0` values (``free_field``).
 - :func:`autocorrelation`, :func:`tau_int`: Γ-method errors and :math:`\\tau_{\\rm int}` (``autocorr``).
 - :func:`generate_ensemble`, :class:`Ensemble`: decorrelated ensembles from parallel chains (``ensemble``).
+- :func:`sample_phi_reference`, :class:`PhiReferenceRun`: independent reference Monte Carlo in the
+  field representation with phase reweighting, for validating the dual sampler on small lattices
+  (``phi_reference``).
 """
 
 from scalar_ml.physics.autocorr import AutocorrResult, autocorrelation, tau_int
@@ -23,6 +26,7 @@ from scalar_ml.physics.observables import (
     site_phi_moments,
 )
 from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.phi_reference import PhiReferenceRun, sample_phi_reference
 from scalar_ml.physics.weights import WeightTable, log_weight
 from scalar_ml.physics.worm import WormChains
 
@@ -30,6 +34,7 @@ __all__ = [
     "AutocorrResult",
     "Ensemble",
     "Lattice",
+    "PhiReferenceRun",
     "PhysicsParams",
     "WeightTable",
     "WormChains",
@@ -40,6 +45,7 @@ __all__ = [
     "generate_ensemble",
     "log_weight",
     "measure",
+    "sample_phi_reference",
     "site_f",
     "site_phi_moments",
     "tau_int",
