@@ -84,8 +84,17 @@ def test_optimizer_and_scheduler_groups(make_cfg) -> None:
     assert type(conf["optimizer"]).__name__ == "AdamW" and conf["optimizer"].defaults["lr"] == 0.01
     assert type(conf["lr_scheduler"]["scheduler"]).__name__ == "CosineAnnealingLR"
     assert conf["lr_scheduler"]["scheduler"].T_max == cfg.trainer.max_epochs
-    default = instantiate(make_cfg([]).model).configure_optimizers()
-    assert type(default).__name__ == "Adam"
+    # the counting task's recipe: Adam with cosine decay, gradients clipped at norm 1
+    counting = make_cfg([])
+    default = instantiate(counting.model).configure_optimizers()
+    assert type(default["optimizer"]).__name__ == "Adam"
+    assert type(default["lr_scheduler"]["scheduler"]).__name__ == "CosineAnnealingLR"
+    assert counting.trainer.gradient_clip_val == 1.0
+    # the other tasks, and counting with the recipe removed: plain Adam, no clipping
+    for overrides in (["task=observables"], ["~model/scheduler", "trainer.gradient_clip_val=null"]):
+        cfg = make_cfg(overrides)
+        assert type(instantiate(cfg.model).configure_optimizers()).__name__ == "Adam", overrides
+        assert cfg.trainer.get("gradient_clip_val") is None, overrides
 
 
 def test_physics_lattice_and_logger_overrides_compose(make_cfg) -> None:
