@@ -92,7 +92,7 @@ from typing import Any
 import numpy as np
 
 from scalar_ml.physics.ensemble import Ensemble
-from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.params import Lattice, PhysicsParams, validate_point
 
 __all__ = [
     "DATA_OPTION_DEFAULTS",
@@ -178,12 +178,7 @@ class EnsembleRequest:
         ``sampler_options`` may hold ``n_chains``, ``n_therm``, ``sweeps_between`` and ``progress``;
         ``progress`` is accepted and ignored here (it does not change the data).
         """
-        if not isinstance(params, PhysicsParams):
-            raise TypeError(f"params must be a PhysicsParams, got {type(params).__name__}")
-        if not isinstance(lattice, Lattice):
-            raise TypeError(f"lattice must be a Lattice, got {type(lattice).__name__}")
-        params.validate()
-        lattice.validate()
+        validate_point(params, lattice, error=TypeError)
         unknown = set(sampler_options) - set(DATA_OPTION_DEFAULTS) - set(_NON_DATA_OPTION_DEFAULTS)
         if unknown:
             allowed = sorted({*DATA_OPTION_DEFAULTS, *_NON_DATA_OPTION_DEFAULTS})

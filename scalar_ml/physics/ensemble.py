@@ -50,7 +50,7 @@ import numpy as np
 
 from scalar_ml.physics.autocorr import AutocorrResult, autocorrelation
 from scalar_ml.physics.observables import measure
-from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.params import Lattice, PhysicsParams, validate_point
 from scalar_ml.physics.weights import WeightTable
 from scalar_ml.physics.worm import WormChains
 
@@ -203,12 +203,7 @@ def generate_ensemble(
     True
     """
     t_start = time.perf_counter()
-    if not isinstance(params, PhysicsParams):
-        raise ValueError(f"params must be a PhysicsParams, got {type(params).__name__}")
-    if not isinstance(lattice, Lattice):
-        raise ValueError(f"lattice must be a Lattice, got {type(lattice).__name__}")
-    params.validate()
-    lattice.validate()
+    validate_point(params, lattice)
     _check_int("n_configs", n_configs, 1)
     _check_int("seed", seed, 0)
     _check_int("n_chains", n_chains, 1)

@@ -88,3 +88,24 @@ class Lattice:
 
     def __str__(self) -> str:
         return f"{self.nt}x{self.nx}"
+
+
+def validate_point(params: object, lattice: object, *, error: type[Exception] = ValueError) -> None:
+    """Check a physics point and a lattice before any work: types, then values.
+
+    Raises ``error`` (``ValueError`` unless the caller prefers ``TypeError``) when ``params`` is not a
+    :class:`PhysicsParams` or ``lattice`` not a :class:`Lattice`, and ``ValueError`` from their
+    ``validate()`` for bad values.
+
+    >>> validate_point(PhysicsParams(4.01, 1.0, 1.0), Lattice(8, 8))
+    >>> validate_point({"eta": 4.01}, Lattice(8, 8))
+    Traceback (most recent call last):
+    ...
+    ValueError: params must be a PhysicsParams, got dict
+    """
+    if not isinstance(params, PhysicsParams):
+        raise error(f"params must be a PhysicsParams, got {type(params).__name__}")
+    if not isinstance(lattice, Lattice):
+        raise error(f"lattice must be a Lattice, got {type(lattice).__name__}")
+    params.validate()
+    lattice.validate()

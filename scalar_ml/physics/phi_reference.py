@@ -112,7 +112,7 @@ import numpy as np
 from numba import njit
 
 from scalar_ml.physics.autocorr import AutocorrResult, autocorrelation
-from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.params import Lattice, PhysicsParams, validate_point
 
 __all__ = ["PhiReferenceRun", "reweighted_mean", "sample_phi_reference"]
 
@@ -313,12 +313,7 @@ def sample_phi_reference(
         :class:`PhiReferenceRun`; use :meth:`PhiReferenceRun.observable` for
         ``<|φ|²>`` (``"phi2"``) and ``<n>`` (``"n"``) of the full theory.
     """
-    if not isinstance(params, PhysicsParams):
-        raise ValueError(f"params must be a PhysicsParams, got {type(params).__name__}")
-    if not isinstance(lattice, Lattice):
-        raise ValueError(f"lattice must be a Lattice, got {type(lattice).__name__}")
-    params.validate()
-    lattice.validate()
+    validate_point(params, lattice)
     for name, value, minimum in (
         ("n_meas", n_meas, 2),
         ("seed", seed, 0),

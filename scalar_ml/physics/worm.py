@@ -73,7 +73,7 @@ import numpy as np
 from numba import njit, prange
 
 from scalar_ml.physics.observables import flux_divergence, site_f
-from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.params import Lattice, PhysicsParams, validate_point
 from scalar_ml.physics.weights import WeightTable
 
 __all__ = [
@@ -475,12 +475,7 @@ class WormChains:
         worms_per_sweep: int | None = None,
         debug: bool = False,
     ) -> None:
-        if not isinstance(params, PhysicsParams):
-            raise ValueError(f"params must be a PhysicsParams, got {type(params)!r}")
-        if not isinstance(lattice, Lattice):
-            raise ValueError(f"lattice must be a Lattice, got {type(lattice)!r}")
-        params.validate()
-        lattice.validate()
+        validate_point(params, lattice)
         _check_int("n_chains", n_chains, 1)
         if not isinstance(seed, np.random.SeedSequence):
             if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:

@@ -27,6 +27,16 @@ TINY_TRAIN: list[str] = [
     "++trainer.enable_progress_bar=false",
 ]
 
+#: ``python -m scalar_ml.sample -m`` over two mu values on 4×4 (50 configurations each, JSON).
+SAMPLE_MU_GRID: list[str] = [
+    "physics.mu=0.5,0.6",
+    "lattice.nt=4",
+    "lattice.nx=4",
+    "n_configs=50",
+    "format=json",
+    *TINY_SAMPLER,
+]
+
 
 def env_for(root: Path) -> dict[str, str]:
     """Environment of a CLI subprocess: ensemble cache under ``root/data``, wandb offline and quiet."""

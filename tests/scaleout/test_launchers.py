@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from scaleout_helpers import TINY_SAMPLER, TINY_TRAIN, run_cli
+from scaleout_helpers import SAMPLE_MU_GRID, TINY_TRAIN, run_cli
 
 pytest.importorskip(
     "hydra_plugins.hydra_submitit_launcher",
@@ -61,12 +61,7 @@ def test_sample_multirun_through_the_local_submitit_launcher(tmp_path: Path) -> 
             "scalar_ml.sample",
             "-m",
             "hydra/launcher=local",
-            "physics.mu=0.5,0.6",
-            "lattice.nt=4",
-            "lattice.nx=4",
-            "n_configs=50",
-            "format=json",
-            *TINY_SAMPLER,
+            *SAMPLE_MU_GRID,
             f"hydra.sweep.dir={sweep}",
         ],
         tmp_path,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from scaleout_helpers import REPO, TINY_SAMPLER, TINY_TRAIN, env_for
+from scaleout_helpers import REPO, SAMPLE_MU_GRID, TINY_TRAIN, env_for
 from slurm_helpers import SlurmCluster, SlurmUnavailable, start_slurm_cluster
 
 pytest.importorskip(
@@ -128,12 +128,7 @@ def test_sample_grid_runs_as_a_slurm_job_array(slurm: SlurmCluster, tmp_path: Pa
             "scalar_ml.sample",
             "-m",
             *SMALL_JOBS,
-            "physics.mu=0.5,0.6",
-            "lattice.nt=4",
-            "lattice.nx=4",
-            "n_configs=50",
-            "format=json",
-            *TINY_SAMPLER,
+            *SAMPLE_MU_GRID,
             f"hydra.sweep.dir={sweep}",
         ],
         tmp_path,
