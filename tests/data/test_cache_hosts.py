@@ -22,7 +22,6 @@ clock that may lag ``time.time()`` by a jiffy (<= 10 ms), covered by ``MTIME_SLA
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,11 +31,10 @@ import sys
 import textwrap
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
+from cache_helpers import ensemble_digest, stored_digest
 
 from scalar_ml.data.cache import EnsembleCache
 from scalar_ml.physics.params import Lattice, PhysicsParams
@@ -294,21 +292,12 @@ def _never(*args, **kwargs):
 
 def _on_disk_digest_and_hit(cluster: Cluster) -> str:
     """Check the stored entry is whole and valid (a silent checksum-verified hit); its digest."""
-    npz = cluster.entry()
-    with zipfile.ZipFile(npz) as z:
-        assert z.testzip() is None
-    with np.load(npz, allow_pickle=False) as z:
-        h = hashlib.sha256()
-        for k in ("configs", "n", "phi2", "phi4"):
-            h.update(np.ascontiguousarray(z[k]).tobytes())
+    on_disk = stored_digest(cluster.entry())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         hit = EnsembleCache(cluster.root, generator=_never).get(P, L, N, SEED)
-    h2 = hashlib.sha256()
-    for a in (hit.configs, hit.n, hit.phi2, hit.phi4):
-        h2.update(np.ascontiguousarray(a).tobytes())
-    assert h2.hexdigest() == h.hexdigest()
-    return h.hexdigest()
+    assert ensemble_digest(hit) == on_disk
+    return on_disk
 
 
 @pytest.fixture
