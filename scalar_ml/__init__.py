@@ -2,8 +2,10 @@
 
 Layout (physics -> data -> models -> training -> evaluation):
 
-- :mod:`scalar_ml.physics`    dual flux representation, weights W(f), worm sampler, observables
-- :mod:`scalar_ml.data`       ensemble cache, flux-violation insertion, Lightning data modules
+- :mod:`scalar_ml.physics`    dual flux representation, weights W(f), worm sampler, observables;
+                              :mod:`scalar_ml.physics.theory` is what the rest may know of it
+- :mod:`scalar_ml.tasks`      one object per learning task (targets, labels, loss, metrics, figures)
+- :mod:`scalar_ml.data`       ensemble cache, flux-violation insertion, the Lightning data module
 - :mod:`scalar_ml.models`     EQ / ST / FL networks from layer specs, presets, equivariance check
 - :mod:`scalar_ml.training`   LightningModule and the ``train(cfg)`` entry used by ``train.py``
 - :mod:`scalar_ml.evaluation` grids of lattice sizes and physics parameters, tables and plots
@@ -19,5 +21,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = ["__version__"]
 
 from scalar_ml.paths import register_resolvers as _register_resolvers
+from scalar_ml.schemas import register_schemas as _register_schemas
 
 _register_resolvers()
+_register_schemas()

@@ -20,12 +20,15 @@ configurations (≈ 0.5 when they are decorrelated), and writes ``summary.json``
   run directory; ``summary.json`` (and the ``format=json`` output) is ``{"scan": [summary per μ]}``.
 - ``cache=false`` generates without reading or writing the ensemble cache (``paths.data_dir``).
 
-Bad input (η ≤ 0, λ < 0, a non-existent free theory, Nt or Nx < 2, n_configs < 1, an unknown key,
-a bad ``format``, an ``out`` path not ending in ``.npz`` or in a missing directory, ...) is refused
-before any sampling: one ``error:`` line on stderr, exit status 2, and nothing written: no cache
-entry, no ``out`` file, and the run directory Hydra created for the job is removed again (its
-``.hydra/*.yaml`` and ``sample.log``; any parent folders Hydra created stay). Keys unknown to
-the config (``physics.etaa=1``) are refused by Hydra itself before a run directory exists (exit 1).
+The physics parameters, the observables and the scanned parameter are the theory's
+(:mod:`scalar_ml.physics.theory`). Bad input (η ≤ 0, λ < 0, a non-existent free theory, Nt or
+Nx < 2, n_configs < 1, a bad ``format``, an ``out`` path not ending in ``.npz`` or in a missing
+directory, ...) is refused before any sampling: one ``error:`` line on stderr, exit status 2, and
+nothing written: no cache entry, no ``out`` file, and the run directory Hydra created for the job is
+removed again (its ``.hydra/*.yaml`` and ``sample.log``; any parent folders Hydra created stay).
+Keys unknown to the config (``physics.etaa=1``, ``+foo=1``) and values of the wrong type
+(``lattice.nt=abc``) are refused by Hydra itself at composition (the schemas of
+:mod:`scalar_ml.schemas`), before a run directory exists (exit 1).
 
 >>> from omegaconf import OmegaConf
 >>> cfg = OmegaConf.create({"physics": {"eta": 4.01, "lam": 1.0, "mu": 1.0},
@@ -58,10 +61,11 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-import scalar_ml  # noqa: F401  (registers the ${scalar_ml.*:} resolvers used by conf/)
+import scalar_ml  # noqa: F401  (registers the ${scalar_ml.*:} resolvers and schemas used by conf/)
+from scalar_ml.config import ConfigError, choice, flag, number_list
 from scalar_ml.data.cache import EnsembleCache, EnsembleRequest, atomic_write
 from scalar_ml.physics.ensemble import Ensemble
-from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.theory import get_theory
 
 __all__ = [
     "SampleConfigError",
@@ -77,23 +81,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMATS = ("table", "json")
-OBSERVABLES = (("n", "<n>"), ("phi2", "<|phi|^2>"), ("phi4", "<|phi|^4>"))
-
-# Keys of the composed config this app understands (``hydra`` is Hydra's own, ``paths`` the shared one).
-_ALLOWED: dict[str, set[str] | None] = {
-    "hydra": None,
-    "paths": None,
-    "task_name": None,
-    "physics": {"eta", "lam", "mu"},
-    "lattice": {"nt", "nx"},
-    "sampler": {"n_chains", "n_therm", "sweeps_between", "progress"},
-    "scan": {"mu"},
-    "seed": None,
-    "n_configs": None,
-    "format": None,
-    "out": None,
-    "cache": None,
-}
+THEORY = get_theory()
 
 
 class SampleConfigError(ValueError):
@@ -113,54 +101,25 @@ class SampleJob:
     data_dir: Path | None
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SampleConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _integer(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SampleConfigError(f"{name} must be an integer, got {value!r}")
-    return value
-
-
-def _check_keys(cfg: DictConfig) -> None:
-    unknown: list[str] = []
-    for key in cfg:
-        key = str(key)
-        if key not in _ALLOWED:
-            unknown.append(key)
-            continue
-        allowed = _ALLOWED[key]
-        if allowed is not None:
-            node = cfg[key]
-            if not isinstance(node, DictConfig):
-                raise SampleConfigError(f"{key} must be a group of keys {sorted(allowed)}")
-            unknown += [f"{key}.{sub}" for sub in node if str(sub) not in allowed]
-    if unknown:
-        raise SampleConfigError(
-            f"unknown config key(s): {', '.join(sorted(unknown))} "
-            f"(see conf/sample.yaml and its groups for the valid keys)"
-        )
-
-
 def _scan_values(raw: Any) -> list[float] | None:
+    key = f"scan.{THEORY.scan_parameter}"
     if raw is None:
         return None
     if isinstance(raw, str):  # scan.mu="[0.9, 1.0]" arriving as a string
         try:
             raw = json.loads(raw)
         except ValueError as exc:
-            raise SampleConfigError(f"scan.mu must be a list of numbers, got {raw!r}") from exc
-    if isinstance(raw, ListConfig):
-        raw = OmegaConf.to_container(raw)
-    if not isinstance(raw, list) or not raw:
-        raise SampleConfigError(f"scan.mu must be a non-empty list of numbers, got {raw!r}")
-    values = [_number(f"scan.mu[{i}]", v) for i, v in enumerate(raw)]
-    if len(set(values)) != len(values):
-        raise SampleConfigError(f"scan.mu has repeated values: {values}")
-    return values
+            raise SampleConfigError(f"{key} must be a list of numbers, got {raw!r}") from exc
+    try:
+        return number_list(key, raw, error=SampleConfigError)
+    except SampleConfigError as exc:
+        if "repeat" in str(exc):
+            raise SampleConfigError(f"{key} has repeated values: {_as_list(raw)}") from None
+        raise
+
+
+def _as_list(raw: Any) -> Any:
+    return OmegaConf.to_container(raw) if isinstance(raw, ListConfig) else raw
 
 
 def _out_path(raw: Any) -> Path | None:
@@ -184,54 +143,62 @@ def _out_path(raw: Any) -> Path | None:
 def parse_config(cfg: DictConfig) -> SampleJob:
     """Validate the composed config (no disk writes) and turn it into a :class:`SampleJob`.
 
+    Hydra has already checked keys and types against :mod:`scalar_ml.schemas`; this checks the
+    values.
+
     Raises:
         SampleConfigError: with a message naming the offending key.
     """
-    _check_keys(cfg)
+    from scalar_ml.schemas import check_keys
+
+    try:
+        check_keys(cfg, "sample")
+    except ConfigError as exc:
+        raise SampleConfigError(str(exc)) from None
     phys, lat = cfg.get("physics"), cfg.get("lattice")
     if phys is None or lat is None:
         raise SampleConfigError("the config needs the physics and lattice groups")
-    eta, lam = _number("physics.eta", phys.get("eta")), _number("physics.lam", phys.get("lam"))
-    mu = _number("physics.mu", phys.get("mu"))
-    scan_mu = _scan_values(OmegaConf.select(cfg, "scan.mu", default=None))
-    for m in scan_mu if scan_mu is not None else [mu]:
-        where = " (in scan.mu)" if scan_mu is not None else ""
-        try:
-            PhysicsParams(eta, lam, m).validate()
-        except ValueError as exc:
-            raise SampleConfigError(f"physics: {exc}{where}") from exc
-    lattice = Lattice(_integer("lattice.nt", lat.get("nt")), _integer("lattice.nx", lat.get("nx")))
+    scan = THEORY.scan_parameter
+    scan_values = _scan_values(OmegaConf.select(cfg, f"scan.{scan}", default=None))
     try:
-        lattice.validate()
-    except ValueError as exc:
-        raise SampleConfigError(str(exc)) from exc
-
-    sampler = OmegaConf.to_container(cfg.get("sampler") or OmegaConf.create({}), resolve=True)
-    assert isinstance(sampler, dict)
-    progress = sampler.pop("progress", False)
+        if scan_values is None:
+            points = [THEORY.params(phys, key="physics")]
+        else:  # the base point's own scan value is ignored
+            raw = OmegaConf.to_container(phys)
+            points = [
+                THEORY.params({**raw, scan: v}, key="physics") for v in scan_values  # type: ignore[dict-item]
+            ]
+    except ConfigError as exc:
+        where = f" (in scan.{scan})" if scan_values is not None else ""
+        raise SampleConfigError(f"{exc}{where}") from None
+    try:
+        lattice = THEORY.lattice(OmegaConf.to_container(lat), key="lattice")
+        sampler = THEORY.sampler_options(
+            OmegaConf.to_container(cfg.get("sampler") or OmegaConf.create({}), resolve=True),
+            prefix="sampler.",
+        )
+    except ConfigError as exc:
+        raise SampleConfigError(str(exc)) from None
+    progress = sampler.pop("progress")
     n_configs, seed = cfg.get("n_configs", 1000), cfg.get("seed", 0)
     try:
         requests = tuple(
-            EnsembleRequest.create(
-                PhysicsParams(eta, lam, m), lattice, n_configs, seed, progress=progress, **sampler
-            )
-            for m in (scan_mu if scan_mu is not None else [mu])
+            EnsembleRequest.create(p, lattice, n_configs, seed, progress=progress, **sampler)
+            for p in points
         )
     except (ValueError, TypeError) as exc:
-        msg = str(exc)
-        if msg.startswith(("n_chains", "n_therm", "sweeps_between", "progress")):
-            msg = f"sampler.{msg}"
-        raise SampleConfigError(msg) from exc
+        raise SampleConfigError(str(exc)) from exc
 
-    fmt = cfg.get("format", "table")
-    if fmt not in FORMATS:
-        raise SampleConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    try:
+        fmt = choice("format", cfg.get("format", "table"), FORMATS, error=SampleConfigError)
+        cache = flag("cache", cfg.get("cache", True), error=SampleConfigError)
+    except SampleConfigError:
+        raise
     out = _out_path(cfg.get("out", None))
-    if out is not None and scan_mu is not None:
-        raise SampleConfigError("out cannot be combined with scan.mu (one ensemble per mu)")
-    cache = cfg.get("cache", True)
-    if not isinstance(cache, bool):
-        raise SampleConfigError(f"cache must be true or false, got {cache!r}")
+    if out is not None and scan_values is not None:
+        raise SampleConfigError(
+            f"out cannot be combined with scan.{scan} (one ensemble per {scan})"
+        )
     data_dir = None
     if cache:
         raw_dir = OmegaConf.select(cfg, "paths.data_dir", default=None)
@@ -245,7 +212,7 @@ def parse_config(cfg: DictConfig) -> SampleJob:
         progress=bool(progress),
         fmt=fmt,
         out=out,
-        scan=scan_mu is not None,
+        scan=scan_values is not None,
         cache=cache,
         data_dir=data_dir,
     )
@@ -271,8 +238,8 @@ def summarize(ens: Ensemble) -> dict[str, Any]:
 
     meta = ens.meta
     out: dict[str, Any] = {}
-    for name, _ in OBSERVABLES:
-        series = np.asarray(getattr(ens, name), dtype=np.float64)
+    for name in THEORY.observable_names:
+        series = np.asarray(THEORY.series(ens, name), dtype=np.float64)
         if series.size >= 2:
             res = autocorrelation(_chains(ens, series))
             out[name] = {
@@ -318,7 +285,8 @@ def _fmt_num(x: Any, spec: str) -> str:
 def format_table(summary: Mapping[str, Any], title: str) -> str:
     """Plain-text table of one summary."""
     lines = [title, f"{'observable':<12}{'mean':>14}{'err':>14}{'tau_int':>10}"]
-    for name, label in OBSERVABLES:
+    for q in THEORY.observables:
+        name, label = q.name, q.ascii
         s = summary[name]
         lines.append(
             f"{label:<12}{_fmt_num(s['mean'], '.6f'):>14}{_fmt_num(s['err'], '.6f'):>14}"
@@ -342,10 +310,14 @@ def format_table(summary: Mapping[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
+def _point(values: Mapping[str, float]) -> str:
+    """``eta=4.01 lam=1 mu=1`` (plain text, the theory's parameter names)."""
+    return " ".join(f"{k}={v:g}" for k, v in values.items())
+
+
 def _title(req: EnsembleRequest) -> str:
-    p = req.params
     return (
-        f"eta={p.eta:g} lam={p.lam:g} mu={p.mu:g} | {req.lattice} | "
+        f"{_point(THEORY.values(req.params))} | {req.lattice} | "
         f"N={req.n_configs} seed={req.seed} n_chains={req.n_chains}"
     )
 
@@ -359,53 +331,55 @@ def _write_out(path: Path, ens: Ensemble) -> None:
     meta = json.dumps(_clean(ens.meta), sort_keys=True, allow_nan=False)
 
     def write(f: Any) -> None:
+        observables = {
+            name: np.asarray(THEORY.series(ens, name), dtype=np.float64)
+            for name in THEORY.observable_names
+        }
         np.savez_compressed(
-            f,
-            configs=np.asarray(ens.configs, dtype=np.int32),
-            n=np.asarray(ens.n, dtype=np.float64),
-            phi2=np.asarray(ens.phi2, dtype=np.float64),
-            phi4=np.asarray(ens.phi4, dtype=np.float64),
-            meta=np.array(meta),
+            f, configs=np.asarray(ens.configs, dtype=np.int32), **observables, meta=np.array(meta)
         )
 
     atomic_write(path, write)
 
 
-_CSV_FIELDS = ["mu"] + [f"{o}_{s}" for o, _ in OBSERVABLES for s in ("mean", "err", "tau_int")]
+_CSV_FIELDS = [THEORY.scan_parameter] + [
+    f"{o}_{s}" for o in THEORY.observable_names for s in ("mean", "err", "tau_int")
+]
 
 
 def _write_scan(
-    run_dir: Path, mus: list[float], summaries: list[dict[str, Any]], title: str
+    run_dir: Path, values: list[float], summaries: list[dict[str, Any]], title: str
 ) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[*_CSV_FIELDS, "n_configs"], lineterminator="\n")
     writer.writeheader()
-    for mu, s in zip(mus, summaries, strict=True):
-        row: dict[str, Any] = {"mu": mu, "n_configs": s["n_configs"]}
-        for o, _ in OBSERVABLES:
+    for value, s in zip(values, summaries, strict=True):
+        row: dict[str, Any] = {THEORY.scan_parameter: value, "n_configs": s["n_configs"]}
+        for o in THEORY.observable_names:
             for stat in ("mean", "err", "tau_int"):
                 v = s[o][stat]
                 row[f"{o}_{stat}"] = "" if v is None else repr(float(v))
         writer.writerow(row)
     atomic_write(run_dir / "scan.csv", lambda f: f.write(buf.getvalue().encode()))
-    plot_scan(run_dir / "scan.png", mus, summaries, title)
+    plot_scan(run_dir / "scan.png", values, summaries, title)
 
 
 def plot_scan(
-    path: Path, mus: list[float], summaries: list[dict[str, Any]], title: str = ""
+    path: Path, values: list[float], summaries: list[dict[str, Any]], title: str = ""
 ) -> None:
-    """PNG of n(μ) and |φ|²(μ) with error bars (matplotlib imported lazily, Agg canvas)."""
+    """PNG of the first two observables along the scan (n(μ) and |φ|²(μ)) with error bars
+    (matplotlib imported lazily, Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     FigureCanvasAgg(fig)
-    for ax, (name, label) in zip(fig.subplots(1, 2), OBSERVABLES[:2], strict=True):
-        mean = [s[name]["mean"] for s in summaries]
-        err = [s[name]["err"] or 0.0 for s in summaries]
-        ax.errorbar(mus, mean, yerr=err, fmt="o-", ms=4, capsize=3)
-        ax.set_xlabel("mu")
-        ax.set_ylabel(label)
+    for ax, q in zip(fig.subplots(1, 2), THEORY.observables[:2], strict=True):
+        mean = [s[q.name]["mean"] for s in summaries]
+        err = [s[q.name]["err"] or 0.0 for s in summaries]
+        ax.errorbar(values, mean, yerr=err, fmt="o-", ms=4, capsize=3)
+        ax.set_xlabel(THEORY.parameter(THEORY.scan_parameter).symbol)
+        ax.set_ylabel(q.symbol)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -458,16 +432,15 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, Any]:
             log.info("wrote %s", job.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     if job.scan:
-        mus = [req.params.mu for req in job.requests]
+        scan = THEORY.scan_parameter
+        values = [THEORY.values(req.params)[scan] for req in job.requests]
         result: dict[str, Any] = {
-            "scan": [{"mu": m, **s} for m, s in zip(mus, summaries, strict=True)]
+            "scan": [{scan: v, **s} for v, s in zip(values, summaries, strict=True)]
         }
         r0 = job.requests[0]
-        title = (
-            f"eta={r0.params.eta:g} lam={r0.params.lam:g} | {r0.lattice} | "
-            f"N={r0.n_configs} seed={r0.seed}"
-        )
-        _write_scan(run_dir, mus, summaries, title)
+        fixed = {k: v for k, v in THEORY.values(r0.params).items() if k != scan}
+        title = f"{_point(fixed)} | {r0.lattice} | N={r0.n_configs} seed={r0.seed}"
+        _write_scan(run_dir, values, summaries, title)
         if job.fmt == "table":
             print(f"scan: wrote {run_dir / 'scan.csv'} and {run_dir / 'scan.png'}", flush=True)
     else:

@@ -2,6 +2,8 @@
 
 Public API (no torch import anywhere in this package):
 
+- :class:`Theory`, :func:`get_theory`: the theory boundary: parameters, observables, channels and
+  sampler as the rest of the package sees them (``theory``).
 - :class:`PhysicsParams`, :class:`Lattice`: validated couplings and lattice (``params``).
 - :class:`WeightTable`, :func:`log_weight`: :math:`\\log W(f)` tables, growing on demand (``weights``).
 - :func:`flux_divergence`, :func:`site_f`, :func:`charge_density`, :func:`measure`: per-site and
@@ -15,20 +17,49 @@ Public API (no torch import anywhere in this package):
   (``phi_reference``).
 """
 
-from scalar_ml.physics.autocorr import AutocorrResult, autocorrelation, tau_int
-from scalar_ml.physics.ensemble import Ensemble, generate_ensemble
-from scalar_ml.physics.free_field import free_field_observables
-from scalar_ml.physics.observables import (
-    charge_density,
-    flux_divergence,
-    measure,
-    site_f,
-    site_phi_moments,
-)
-from scalar_ml.physics.params import Lattice, PhysicsParams
-from scalar_ml.physics.phi_reference import PhiReferenceRun, sample_phi_reference
-from scalar_ml.physics.weights import WeightTable, log_weight
-from scalar_ml.physics.worm import WormChains
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562), so that ``import scalar_ml.physics.theory`` (done by every entry
+# point) does not load numba and the sampler kernels.
+_WHERE: dict[str, str] = {
+    "AutocorrResult": "autocorr",
+    "autocorrelation": "autocorr",
+    "tau_int": "autocorr",
+    "Ensemble": "ensemble",
+    "generate_ensemble": "ensemble",
+    "free_field_observables": "free_field",
+    "charge_density": "observables",
+    "flux_divergence": "observables",
+    "measure": "observables",
+    "site_f": "observables",
+    "site_phi_moments": "observables",
+    "Lattice": "params",
+    "PhysicsParams": "params",
+    "PhiReferenceRun": "phi_reference",
+    "sample_phi_reference": "phi_reference",
+    "Quantity": "theory",
+    "Theory": "theory",
+    "get_theory": "theory",
+    "WeightTable": "weights",
+    "log_weight": "weights",
+    "WormChains": "worm",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "AutocorrResult",
@@ -36,6 +67,8 @@ __all__ = [
     "Lattice",
     "PhiReferenceRun",
     "PhysicsParams",
+    "Quantity",
+    "Theory",
     "WeightTable",
     "WormChains",
     "autocorrelation",
@@ -43,6 +76,7 @@ __all__ = [
     "flux_divergence",
     "free_field_observables",
     "generate_ensemble",
+    "get_theory",
     "log_weight",
     "measure",
     "sample_phi_reference",

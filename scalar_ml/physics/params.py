@@ -16,7 +16,13 @@ ValueError: the free theory (lam = 0) does not exist at eta = 4.01, mu = 0.5: it
 from __future__ import annotations
 
 import math
+import numbers
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
+
+_LATTICE_RE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,43 @@ class Lattice:
 
     def __str__(self) -> str:
         return f"{self.nt}x{self.nx}"
+
+    @classmethod
+    def parse(cls, value: Any) -> Lattice:
+        """``"60x4"`` / ``[60, 4]`` / ``{nt: 60, nx: 4}`` / a ``Lattice`` -> a validated ``Lattice``.
+
+        >>> Lattice.parse("100x5"), Lattice.parse([8, 8]), Lattice.parse({"nt": 60, "nx": 4})
+        (Lattice(nt=100, nx=5), Lattice(nt=8, nx=8), Lattice(nt=60, nx=4))
+        >>> Lattice.parse("8 by 8")
+        Traceback (most recent call last):
+        ...
+        ValueError: a lattice must look like '60x4' (Nt x Nx), [nt, nx] or {nt, nx}, got '8 by 8'
+        """
+        if isinstance(value, Lattice):
+            lat = value
+        elif isinstance(value, str):
+            m = _LATTICE_RE.match(value)
+            if not m:
+                raise ValueError(
+                    f"a lattice must look like '60x4' (Nt x Nx), [nt, nx] or {{nt, nx}}, got {value!r}"
+                )
+            lat = cls(int(m.group(1)), int(m.group(2)))
+        elif isinstance(value, Mapping):
+            if set(value) != {"nt", "nx"}:
+                raise ValueError(
+                    f"a lattice mapping must have exactly the keys nt, nx, got {dict(value)!r}"
+                )
+            lat = cls(value["nt"], value["nx"])
+        elif isinstance(value, Sequence) and len(value) == 2:
+            lat = cls(value[0], value[1])
+        else:
+            raise ValueError(
+                f"a lattice must look like '60x4' (Nt x Nx), [nt, nx] or {{nt, nx}}, got {value!r}"
+            )
+        if isinstance(lat.nt, numbers.Integral) and isinstance(lat.nx, numbers.Integral):
+            lat = cls(int(lat.nt), int(lat.nx))
+        lat.validate()
+        return lat
 
 
 def validate_point(params: object, lattice: object, *, error: type[Exception] = ValueError) -> None:
