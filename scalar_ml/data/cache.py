@@ -10,14 +10,17 @@ Conventions:
 
 - **Key.** The readable name is for humans; the 12-hex-digit hash is the identity. It is the SHA-256 of
   a canonical JSON of everything that changes the data: ``FORMAT_VERSION``, the sampler algorithm
-  version (when the generator declares one), ``eta, lam, mu`` (full float precision, ``-0.0`` folded to
-  ``0.0``), ``nt, nx``, ``n_configs``, ``seed`` and the data-changing sampler options ``n_chains``,
-  ``n_therm``, ``sweeps_between`` (defaults filled in, so omitting an option and passing its default
-  give the same key). ``progress`` does not change the data and is not part of the key.
+  version (when the generator declares one), the theory's parameters (:mod:`scalar_ml.physics.theory`:
+  ``eta, lam, mu``, full float precision, ``-0.0`` folded to ``0.0``), ``nt, nx``, ``n_configs``,
+  ``seed`` and the data-changing sampler options ``n_chains``, ``n_therm``, ``sweeps_between``
+  (defaults filled in, so omitting an option and passing its default give the same key).
+  ``progress`` does not change the data and is not part of the key.
 - **File.** A ``np.savez_compressed`` archive holding ``configs`` ((N, 4, Nt, Nx) int32, channels
-  ``[k_t, k_x, l_t, l_x]``), ``n``, ``phi2``, ``phi4`` ((N,) float64), ``meta`` (a 0-d unicode array
-  with the metadata as JSON) and ``checksum`` (SHA-256 over the arrays' dtype, shape and bytes and the
-  metadata JSON). Everything loads with ``np.load(path, allow_pickle=False)``.
+  ``[k_t, k_x, l_t, l_x]``), the theory's per-configuration observables ``n``, ``phi2``, ``phi4``
+  ((N,) float64), ``meta`` (a 0-d unicode array with the metadata as JSON) and ``checksum`` (SHA-256
+  over the arrays' dtype, shape and bytes and the metadata JSON). Everything loads with
+  ``np.load(path, allow_pickle=False)``. Checks on load and store (closed configurations: div k = 0,
+  l >= 0) are the theory's.
 - **Writes are atomic**: a temporary file in the same directory, ``fsync``, then ``os.replace``. A
   failure at any point removes the temporary file and leaves any existing entry untouched.
 - **Concurrency**: a :class:`LeaseLock` per key, which works across processes on *different hosts*
@@ -65,7 +68,7 @@ True
 >>> EnsembleRequest.create(PhysicsParams(4.01, 1.0, 1.0), Lattice(8, 8), 0, seed=1)
 Traceback (most recent call last):
 ...
-ValueError: n_configs must be an integer >= 1, got 0
+scalar_ml.config.ConfigError: n_configs must be an integer >= 1, got 0
 """
 
 from __future__ import annotations
@@ -76,7 +79,6 @@ import errno
 import hashlib
 import json
 import logging
-import numbers
 import os
 import socket
 import tempfile
@@ -91,8 +93,10 @@ from typing import Any
 
 import numpy as np
 
+from scalar_ml.config import integer
 from scalar_ml.physics.ensemble import Ensemble
-from scalar_ml.physics.params import Lattice, PhysicsParams, validate_point
+from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.theory import get_theory
 
 __all__ = [
     "DATA_OPTION_DEFAULTS",
@@ -112,16 +116,11 @@ log = logging.getLogger(__name__)
 #: Bump when the file layout or the meaning of a key changes: old entries are then simply not found.
 FORMAT_VERSION: int = 1
 
-#: Sampler options that change the generated data, with the defaults of ``generate_ensemble``.
-DATA_OPTION_DEFAULTS: dict[str, int | None] = {
-    "n_chains": 8,
-    "n_therm": None,
-    "sweeps_between": None,
-}
-#: Sampler options that do not change the data (passed to the generator, not part of the key).
-_NON_DATA_OPTION_DEFAULTS: dict[str, Any] = {"progress": False}
-
-_ARRAYS: tuple[str, ...] = ("configs", "n", "phi2", "phi4")
+_THEORY = get_theory()
+#: Sampler options that change the generated data, with the sampler's defaults (the theory's).
+DATA_OPTION_DEFAULTS: dict[str, Any] = dict(_THEORY.data_options)
+#: Arrays of an entry: the configurations and the theory's per-configuration observables.
+_ARRAYS: tuple[str, ...] = ("configs", *_THEORY.observable_names)
 _MAX_SEED = 2**63
 
 Generator = Callable[..., Ensemble]
@@ -133,20 +132,6 @@ class CacheCorruptionWarning(RuntimeWarning):
 
 class _CorruptEntry(Exception):
     """Internal: the file at a key's path cannot be served."""
-
-
-def _as_int(name: str, value: Any, minimum: int, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        what = f"an integer >= {minimum}" + (" or None" if allow_none else "")
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return int(value)
-
-
-def _fmt(x: float) -> str:
-    """Short human form of a coupling for file names (the hash carries the full precision)."""
-    return f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -178,32 +163,30 @@ class EnsembleRequest:
         ``sampler_options`` may hold ``n_chains``, ``n_therm``, ``sweeps_between`` and ``progress``;
         ``progress`` is accepted and ignored here (it does not change the data).
         """
-        validate_point(params, lattice, error=TypeError)
-        unknown = set(sampler_options) - set(DATA_OPTION_DEFAULTS) - set(_NON_DATA_OPTION_DEFAULTS)
+        _THEORY.validate(params, lattice, error=TypeError)
+        unknown = (
+            set(sampler_options) - set(DATA_OPTION_DEFAULTS) - dict(_THEORY.run_options).keys()
+        )
         if unknown:
-            allowed = sorted({*DATA_OPTION_DEFAULTS, *_NON_DATA_OPTION_DEFAULTS})
+            allowed = sorted({*DATA_OPTION_DEFAULTS, *dict(_THEORY.run_options)})
             raise TypeError(
                 f"unknown sampler option(s) {sorted(unknown)}; allowed: {', '.join(allowed)}"
             )
-        if "progress" in sampler_options and not isinstance(sampler_options["progress"], bool):
-            raise ValueError(f"progress must be true or false, got {sampler_options['progress']!r}")
-        opts = {**DATA_OPTION_DEFAULTS, **sampler_options}
-        n_configs_ = _as_int("n_configs", n_configs, 1)
-        seed_ = _as_int("seed", seed, 0)
-        assert n_configs_ is not None and seed_ is not None
+        opts = _THEORY.sampler_options(sampler_options)
+        n_configs_ = integer("n_configs", n_configs, minimum=1)
+        seed_ = integer("seed", seed, minimum=0)
         if seed_ >= _MAX_SEED:
             raise ValueError(f"seed must be < 2**63, got {seed_}")
-        n_chains = _as_int("n_chains", opts["n_chains"], 1)
-        assert n_chains is not None
-        norm = lambda x: float(x) + 0.0  # noqa: E731  (folds -0.0 into 0.0, ints into floats)
+        assert isinstance(params, PhysicsParams)
         return cls(
-            params=PhysicsParams(norm(params.eta), norm(params.lam), norm(params.mu)),
+            # float(x) + 0.0 folds -0.0 into 0.0 and ints into floats
+            params=PhysicsParams(**{k: float(v) + 0.0 for k, v in _THEORY.values(params).items()}),
             lattice=Lattice(int(lattice.nt), int(lattice.nx)),
             n_configs=n_configs_,
             seed=seed_,
-            n_chains=n_chains,
-            n_therm=_as_int("n_therm", opts["n_therm"], 0, allow_none=True),
-            sweeps_between=_as_int("sweeps_between", opts["sweeps_between"], 1, allow_none=True),
+            n_chains=opts["n_chains"],
+            n_therm=opts["n_therm"],
+            sweeps_between=opts["sweeps_between"],
             algorithm=algorithm,
         )
 
@@ -211,7 +194,7 @@ class EnsembleRequest:
         """Everything that determines the data, as plain JSON values."""
         payload: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
-            **self.params.as_dict(),
+            **_THEORY.values(self.params),
             "nt": self.lattice.nt,
             "nx": self.lattice.nx,
             "n_configs": self.n_configs,
@@ -229,9 +212,8 @@ class EnsembleRequest:
 
     def filename(self) -> str:
         """Readable stem plus key, e.g. ``eta4.01_lam1_mu1_8x8_n2000_s1-0123456789ab.npz``."""
-        p = self.params
         return (
-            f"eta{_fmt(p.eta)}_lam{_fmt(p.lam)}_mu{_fmt(p.mu)}_{self.lattice}"
+            f"{_THEORY.slug(self.params)}_{self.lattice}"
             f"_n{self.n_configs}_s{self.seed}-{self.key()}.npz"
         )
 
@@ -270,23 +252,18 @@ def _freeze(a: np.ndarray) -> np.ndarray:
 
 
 def _check_arrays(arrays: Mapping[str, np.ndarray], req: EnsembleRequest) -> None:
-    """Shapes, dtypes, finiteness and the closed-configuration constraints (div k = 0, l >= 0)."""
+    """Shapes, dtypes, finiteness and the theory's constraints on closed configurations."""
     n, nt, nx = req.n_configs, req.lattice.nt, req.lattice.nx
     c = arrays["configs"]
-    if c.shape != (n, 4, nt, nx):
-        raise ValueError(f"configs has shape {c.shape}, expected {(n, 4, nt, nx)}")
-    for name in ("n", "phi2", "phi4"):
+    expected = (n, _THEORY.in_channels, nt, nx)
+    if c.shape != expected:
+        raise ValueError(f"configs has shape {c.shape}, expected {expected}")
+    for name in _THEORY.observable_names:
         if arrays[name].shape != (n,):
             raise ValueError(f"{name} has shape {arrays[name].shape}, expected {(n,)}")
         if not np.all(np.isfinite(arrays[name])):
             raise ValueError(f"{name} contains non-finite values")
-    kt, kx, lt, lx = (c[:, i] for i in range(4))
-    div = kt - np.roll(kt, 1, axis=-2) + kx - np.roll(kx, 1, axis=-1)
-    bad = np.flatnonzero(np.any(div != 0, axis=(-2, -1)))
-    if bad.size:
-        raise ValueError(f"{bad.size} configuration(s) violate div k = 0 (first: index {bad[0]})")
-    if np.any(lt < 0) or np.any(lx < 0):
-        raise ValueError("l must be >= 0 on every link")
+    _THEORY.check_closed(c)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -573,9 +550,8 @@ class LeaseLock:
 
 
 def _default_generator() -> tuple[Generator, str]:
-    from scalar_ml.physics import ensemble as ens  # lazy: numba kernels load only when sampling
-
-    return ens.generate_ensemble, f"worm-{ens.SAMPLER_VERSION}"
+    # lazy: the numba kernels load only when sampling
+    return _THEORY.generate, _THEORY.sampler_version
 
 
 class EnsembleCache:
@@ -711,11 +687,9 @@ class EnsembleCache:
         )
         elapsed = time.perf_counter() - t0
         try:
-            arrays = {
-                "configs": np.asarray(ens.configs),
-                "n": np.asarray(ens.n, dtype=np.float64),
-                "phi2": np.asarray(ens.phi2, dtype=np.float64),
-                "phi4": np.asarray(ens.phi4, dtype=np.float64),
+            arrays = {"configs": np.asarray(ens.configs)} | {
+                name: np.asarray(_THEORY.series(ens, name), dtype=np.float64)
+                for name in _THEORY.observable_names
             }
             c = arrays["configs"]
             if not np.issubdtype(c.dtype, np.integer):
@@ -730,7 +704,7 @@ class EnsembleCache:
         from scalar_ml import __version__
 
         meta = dict(ens.meta or {})
-        meta.setdefault("params", req.params.as_dict())
+        meta.setdefault("params", _THEORY.values(req.params))
         meta.setdefault("lattice", {"nt": req.lattice.nt, "nx": req.lattice.nx})
         meta.setdefault("n_configs", req.n_configs)
         meta.setdefault("seed", req.seed)
@@ -783,7 +757,7 @@ class EnsembleCache:
         if payload != req.key_payload():
             raise _CorruptEntry("the file belongs to a different request")
         if arrays["configs"].dtype != np.int32 or any(
-            arrays[k].dtype != np.float64 for k in ("n", "phi2", "phi4")
+            arrays[k].dtype != np.float64 for k in _THEORY.observable_names
         ):
             raise _CorruptEntry("unexpected dtypes")
         try:
@@ -796,12 +770,10 @@ class EnsembleCache:
     def _make_ensemble(arrays: Mapping[str, np.ndarray], meta_json: str, digest: str) -> Ensemble:
         meta = json.loads(meta_json)
         meta["cache"]["checksum_sha256"] = digest
-        return Ensemble(
-            configs=_freeze(arrays["configs"]),
-            n=_freeze(arrays["n"]),
-            phi2=_freeze(arrays["phi2"]),
-            phi4=_freeze(arrays["phi4"]),
-            meta=meta,
+        return _THEORY.ensemble(
+            _freeze(arrays["configs"]),
+            {name: _freeze(arrays[name]) for name in _THEORY.observable_names},
+            meta,
         )
 
 

@@ -1,63 +1,61 @@
-r"""LightningDataModules for the three tasks (SPEC §5), on in-memory tensors from the ensemble cache.
+r"""The LightningDataModule of every task, on in-memory tensors from the ensemble cache.
 
-Common to all three:
+:class:`LatticeDataModule` knows nothing task-specific; it asks its task
+(:func:`scalar_ml.tasks.get_task`) to make the examples:
 
 - **Ensembles** come from :func:`scalar_ml.data.cache.load_ensemble` (generated once, then read from
   the cache under ``cache_dir``), one per physics point, each of ``n_train + n_val + n_test``
-  configurations sampled with Monte Carlo seed ``seed`` on the lattice ``lattice``.
+  configurations sampled with Monte Carlo seed ``seed`` on the lattice ``lattice``. The points are
+  named points (``points``) or a scan of the theory's scan parameter (``physics`` + ``mu_values``).
 - **Splits** are seeded (``seed``): each point's ensemble is permuted and cut into train/val/test, so
   every split holds every point. Sizes are *per point*.
-- **Inputs** are the configurations ``(N, 4, Nt, Nx)`` as float32 (channels ``[k_t, k_x, l_t, l_x]``,
-  axis −2 time, axis −1 space). **Targets** are float32 ``(N, d)`` and always recomputed from the
-  configuration itself: ``(n, |φ|²)`` by :func:`scalar_ml.physics.observables.measure` (observables),
-  ``any div k ≠ 0`` (detection) and ``½ Σ_x |div_x k|`` (counting) by
-  :mod:`scalar_ml.data.violations`; they are checked against the cached values / the insertion intent
-  and a mismatch is an error.
+- **Examples**: for each point's split the task draws worm counts from ``worms``
+  (:meth:`~scalar_ml.tasks.Task.training_counts`) and makes inputs and targets
+  (:meth:`~scalar_ml.tasks.Task.make_examples`), always recomputing the labels from the
+  configurations and checking them. Inputs are the configurations ``(N, C, Nt, Nx)`` as float32
+  (channels ``[k_t, k_x, l_t, l_x]``, axis −2 time, axis −1 space); targets float32 ``(N, d)``, or
+  ``(N, C', Nt, Nx)`` for a task with per-site targets.
 - **Batches** are drawn from whole tensors (one indexing operation per batch, no per-item Python):
   a :class:`SeededBatchSampler` yields index batches whose order depends only on
   ``(shuffle_seed, epoch)``, so training resumed from a checkpoint sees exactly the batches an
   uninterrupted run would have seen. Under DDP each rank takes its own share of every batch order.
 - **Augmentation** (``translate=True``, training split only): every sample is shifted by its own
   random periodic translation (a ``torch.roll`` per sample, drawn from the same ``(seed, epoch)``
-  stream). All targets are translation invariant. Useful for ST/FL; EQ is invariant anyway.
+  stream); per-site targets are shifted with it, per-configuration targets are translation
+  invariant. Useful for ST/FL; EQ is invariant anyway.
 
 Two seeds: ``seed`` fixes the *data* (ensembles, inserted worms, splits); ``shuffle_seed`` (the run's
 seed) fixes the batch order and the augmentation. Retraining with several run seeds therefore
 compares network instances on identical data, as in the seed paper.
 
-Everything is validated in ``__init__`` (before any sampling): a bad value raises ``ValueError``.
+Everything is validated in ``__init__`` (before any sampling): a bad value raises
+:class:`~scalar_ml.config.ConfigError` naming the key.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from scalar_ml.config import to_plain
+from scalar_ml.config import ConfigError, flag, integer, number_list, to_plain
 from scalar_ml.data.cache import EnsembleRequest, load_ensemble
-from scalar_ml.data.labels import insert_and_label, observable_targets
-from scalar_ml.data.violations import (
-    check_worms_fit,
-)
 from scalar_ml.physics.ensemble import Ensemble
 from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.theory import get_theory
+from scalar_ml.tasks import ClosedSample, Task, get_task
 
 __all__ = [
     "SPLITS",
     "Batch",
-    "CountingDataModule",
-    "DetectionDataModule",
     "LatticeDataModule",
-    "ObservablesDataModule",
     "SeededBatchSampler",
     "TensorBatchDataset",
     "roll_per_sample",
@@ -207,10 +205,13 @@ class SeededBatchSampler(Sampler[Batch]):
 
 
 class TensorBatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Whole-batch access to in-memory ``inputs`` ``(N, 4, Nt, Nx)`` and ``targets`` ``(N, d)``.
+    """Whole-batch access to in-memory ``inputs`` ``(N, C, Nt, Nx)`` and ``targets``.
 
     ``dataset[Batch(indices, shifts)]`` (also via ``__getitems__``, which the DataLoader uses with a
     batch sampler) returns ``(x, y)`` for the whole batch, translated by ``shifts`` when given.
+    Targets ``(N, d)`` are per configuration (translation invariant, never shifted); targets
+    ``(N, C', Nt, Nx)`` with the inputs' lattice shape are fields on the sites and are shifted with
+    the inputs.
     """
 
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
@@ -223,10 +224,12 @@ class TensorBatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __getitem__(self, key: Batch | int) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(key, Batch):
-            x = self.inputs[key.indices]
+            x, y = self.inputs[key.indices], self.targets[key.indices]
             if key.shifts is not None:
                 x = roll_per_sample(x, key.shifts)
-            return x, self.targets[key.indices]
+                if y.ndim == 4:
+                    y = roll_per_sample(y, key.shifts)
+            return x, y
         return self.inputs[key], self.targets[key]
 
     def __getitems__(self, keys: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,113 +243,98 @@ def _whole_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor
     return batch
 
 
-# -- validation helpers (all raise ValueError with the offending name) --------------------------------
-def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _lattice(value: Any) -> Lattice:
-    if isinstance(value, Lattice):
-        lat = value
-    elif isinstance(value, Mapping):
-        unknown = set(value) - {"nt", "nx"}
-        if unknown or not {"nt", "nx"} <= set(value):
-            raise ValueError(f"lattice must be {{nt: ..., nx: ...}}, got {dict(value)!r}")
-        lat = Lattice(value["nt"], value["nx"])
-    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
-        lat = Lattice(value[0], value[1])
-    else:
-        raise ValueError(f"lattice must be {{nt: ..., nx: ...}} or [nt, nx], got {value!r}")
-    lat.validate()
-    return lat
-
-
-def _physics(name: str, value: Any) -> PhysicsParams:
-    if isinstance(value, PhysicsParams):
-        params = value
-    elif isinstance(value, Mapping):
-        if set(value) != {"eta", "lam", "mu"}:
-            raise ValueError(f"{name} must have exactly the keys eta, lam, mu, got {sorted(value)}")
-        params = PhysicsParams(value["eta"], value["lam"], value["mu"])
-    else:
-        raise ValueError(f"{name} must be a mapping {{eta, lam, mu}}, got {value!r}")
-    try:
-        params.validate()
-    except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from exc
-    return params
-
-
+# -- data points ----------------------------------------------------------------------------------------
 def _named_points(points: Any) -> dict[str, PhysicsParams]:
-    """``{name: {eta, lam, mu}}`` or a list of ``{eta, lam, mu}`` (named ``p0, p1, …``)."""
+    """``{name: point}`` or a list of points (named ``p0, p1, …``), validated by the theory."""
+    theory = get_theory()
+    points = to_plain(points)
     if isinstance(points, Mapping):
         items = [(str(k), v) for k, v in points.items()]
     elif isinstance(points, Sequence) and not isinstance(points, str):
         items = [(f"p{i}", v) for i, v in enumerate(points)]
     else:
-        raise ValueError(f"points must be a mapping or a list of {{eta, lam, mu}}, got {points!r}")
+        raise ConfigError(f"data.points must be a mapping or a list of points, got {points!r}")
     if not items:
-        raise ValueError("points must not be empty")
-    out = {name: _physics(f"points.{name}", value) for name, value in items}
+        raise ConfigError("data.points must not be empty")
+    out = {name: theory.params(value, key=f"data.points.{name}") for name, value in items}
     if len(set(out.values())) != len(out):
-        raise ValueError(f"points must be distinct, got {[p.as_dict() for p in out.values()]}")
+        raise ConfigError(
+            f"data.points must be distinct, got {[theory.values(p) for p in out.values()]}"
+        )
     return out
 
 
-def _worm_list(name: str, worms: Any, lattice: Lattice, minimum: int) -> list[int]:
-    if isinstance(worms, numbers.Integral) and not isinstance(worms, bool):
-        worms = [worms]
-    if not isinstance(worms, Sequence) or isinstance(worms, str) or not worms:
-        raise ValueError(f"{name} must be a non-empty list of integers, got {worms!r}")
-    values = [_int(f"{name}[{i}]", w, minimum) for i, w in enumerate(worms)]
-    if len(set(values)) != len(values):
-        raise ValueError(f"{name} must not repeat values, got {values}")
-    try:
-        check_worms_fit(values, lattice.nt, lattice.nx)
-    except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from exc
-    return values
+def _scan_points(base: Any, values: Any) -> dict[str, PhysicsParams]:
+    """One point per value of the theory's scan parameter (μ), the others from ``base``.
+
+    Points are named ``<parameter><value:g>`` (``mu0.91``); ``values = None`` uses the base point alone.
+    """
+    theory = get_theory()
+    scan = theory.scan_parameter
+    base_params = theory.params(base, key="data.physics")
+    raw = to_plain(values)
+    scan_values = [theory.values(base_params)[scan]] if raw is None else raw
+    numbers_ = number_list(f"data.{scan}_values", scan_values, distinct=False)
+    out: dict[str, PhysicsParams] = {}
+    for value in numbers_:
+        params = theory.params(
+            theory.replace(base_params, **{scan: value}), key=f"data.{scan}_values ({value!r})"
+        )
+        name = f"{scan}{value:g}"
+        if name in out:
+            raise ConfigError(f"data.{scan}_values must not repeat values, got {numbers_}")
+        out[name] = params
+    return out
 
 
 @dataclass(frozen=True)
 class _SplitData:
-    inputs: torch.Tensor  # (N, 4, Nt, Nx) float32
-    targets: torch.Tensor  # (N, d) float32
+    inputs: torch.Tensor  # (N, C, Nt, Nx) float32
+    targets: torch.Tensor  # (N, d) or (N, C', Nt, Nx) float32
     point: torch.Tensor  # (N,) int64: index into the module's points
-    worms: torch.Tensor  # (N,) int64: inserted open worms (0 for observables)
+    worms: torch.Tensor  # (N,) int64: inserted open worms (0 without)
 
 
 class LatticeDataModule(L.LightningDataModule):
-    """Shared machinery of the three task data modules (see the module docstring).
+    """Training data of any task (see the module docstring), on in-memory tensors.
 
     Args:
+        task: the task (a name of :func:`scalar_ml.tasks.task_names` or a Task); it makes the
+            examples and labels.
         lattice: the training lattice ``{nt, nx}``.
+        points: physics points ``{name: {eta, lam, mu}}`` (or a list, named ``p0, p1, …``) ...
+        physics: ... or the base point of a scan of the theory's scan parameter (μ), whose values
+            come as the keyword ``mu_values`` (one ensemble each, named ``mu<value>``; ``None`` or
+            absent: ``physics`` alone).
+        worms: worm counts (tasks that insert open worms; their task decides how they are spread
+            over the configurations); ``None``: ``[0]``, i.e. closed configurations.
+        max_worm_length: nominal maximal worm length (default ``Nt + Nx``).
         n_train, n_val, n_test: configurations *per physics point* in each split (``n_val >= 1``).
         batch_size: training batch size (``>= 1``).
         eval_batch_size: validation/test batch size (default: ``max(batch_size, 1024)``).
         seed: the data seed (Monte Carlo ensembles, inserted worms, splits).
         shuffle_seed: the run seed (batch order, augmentation); default ``seed``.
-        translate: random periodic translation of every training sample.
+        translate: random periodic translation of every training sample (site targets move along).
         drop_last: drop the last incomplete training batch.
         cache_dir: ensemble cache directory (default ``scalar_ml.paths.default_data_dir()``).
-        sampler: options of the worm sampler (``n_chains``, ``n_therm``, ``sweeps_between``,
+        sampler: options of the sampler (``n_chains``, ``n_therm``, ``sweeps_between``,
             ``progress``) for ensembles that are not cached yet.
         pin_memory: pin batches (for GPU training).
     """
 
-    task: ClassVar[str] = ""
-    target_names: ClassVar[tuple[str, ...]] = ()
-
     def __init__(
         self,
         *,
+        task: str | Task,
         lattice: Mapping[str, int] | Lattice,
         n_train: int,
         n_val: int,
         n_test: int,
         batch_size: int,
+        points: Any = None,
+        physics: Any = None,
+        worms: Sequence[int] | int | None = None,
+        max_worm_length: int | None = None,
         eval_batch_size: int | None = None,
         seed: int = 0,
         shuffle_seed: int | None = None,
@@ -355,53 +343,68 @@ class LatticeDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         sampler: Mapping[str, Any] | None = None,
         pin_memory: bool = False,
+        **scan: Any,
     ) -> None:
         super().__init__()
-        self.lattice = _lattice(to_plain(lattice))
-        self.n_train = _int("n_train", n_train, 1)
-        self.n_val = _int("n_val", n_val, 1)
-        self.n_test = _int("n_test", n_test, 0)
-        self.batch_size = _int("batch_size", batch_size, 1)
+        scan_key = f"{get_theory().scan_parameter}_values"
+        unknown = sorted(set(scan) - {scan_key})
+        if unknown:
+            raise ConfigError(f"data: unknown option(s) {unknown}")
+        scan_values = scan.get(scan_key)
+        self.task = get_task(task)
+        self.lattice = get_theory().lattice(to_plain(lattice), key="lattice")
+        self.n_train = integer("data.n_train", n_train, minimum=1)
+        self.n_val = integer("data.n_val", n_val, minimum=1)
+        self.n_test = integer("data.n_test", n_test, minimum=0)
+        self.batch_size = integer("data.batch_size", batch_size, minimum=1)
         self.eval_batch_size = (
             max(self.batch_size, 1024)
             if eval_batch_size is None
-            else _int("eval_batch_size", eval_batch_size, 1)
+            else integer("data.eval_batch_size", eval_batch_size, minimum=1)
         )
-        self.seed = _int("data seed", seed, 0)
+        self.seed = integer("data.seed", seed, minimum=0)
         self.shuffle_seed = (
-            self.seed if shuffle_seed is None else _int("shuffle_seed", shuffle_seed, 0)
+            self.seed
+            if shuffle_seed is None
+            else integer("data.shuffle_seed", shuffle_seed, minimum=0)
         )
-        for name, flag in (
-            ("translate", translate),
-            ("drop_last", drop_last),
-            ("pin_memory", pin_memory),
-        ):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{name} must be true or false, got {flag!r}")
-        self.translate, self.drop_last, self.pin_memory = translate, drop_last, pin_memory
+        self.translate = flag("data.translate", translate)
+        self.drop_last = flag("data.drop_last", drop_last)
+        self.pin_memory = flag("data.pin_memory", pin_memory)
+        if (points is None) == (physics is None):
+            raise ConfigError(
+                "data: give either points (named physics points) or physics (+ the scan values)"
+            )
+        if points is not None and scan_values is not None:
+            raise ConfigError(
+                f"data: {scan_key} belongs to a scan (data.physics), not to data.points"
+            )
+        self._points = (
+            _named_points(points) if points is not None else _scan_points(physics, scan_values)
+        )
+        self.worms = list(
+            self.task.check_worms(
+                "data.worms", [0] if worms is None else to_plain(worms), [self.lattice]
+            )
+        )
+        self.max_worm_length = integer(
+            "data.max_worm_length", max_worm_length, minimum=1, optional=True
+        )
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         self.sampler_options: dict[str, Any] = dict(to_plain(sampler) or {})
         self._splits: dict[str, _SplitData] | None = None
+        self._validate_requests()
 
-    # -- subclasses -------------------------------------------------------------------------------
     @property
     def points(self) -> dict[str, PhysicsParams]:
         """The physics points, by name, in a fixed order (``point`` indices refer to it)."""
-        raise NotImplementedError
+        return self._points
 
-    def _make_split(
-        self,
-        point_index: int,
-        params: PhysicsParams,
-        configs: np.ndarray,
-        ensemble: Ensemble,
-        rows: np.ndarray,
-        split: str,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(configs, targets (n, d) float, worms (n,) int)`` of one point's split."""
-        raise NotImplementedError
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        """The task's target names (the order of the network outputs)."""
+        return self.task.targets
 
-    # -- common ---------------------------------------------------------------------------------------
     @property
     def n_configs(self) -> int:
         """Configurations drawn per physics point (``n_train + n_val + n_test``)."""
@@ -415,7 +418,7 @@ class LatticeDataModule(L.LightningDataModule):
                     params, self.lattice, self.n_configs, self.seed, **self.sampler_options
                 )
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"data point {name!r}: {exc}") from exc
+                raise ConfigError(f"data point {name!r}: {exc}") from exc
 
     def ensembles(self) -> list[Ensemble]:
         """One ensemble per point, from the cache (sampled and stored on the first call)."""
@@ -441,6 +444,28 @@ class LatticeDataModule(L.LightningDataModule):
         if self._splits is None:
             self.ensembles()
 
+    def _make_split(
+        self,
+        point_index: int,
+        params: PhysicsParams,
+        ensemble: Ensemble,
+        rows: np.ndarray,
+        split: str,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(inputs, targets, worm counts)`` of one point's split, made by the task."""
+        theory = get_theory()
+        sample = ClosedSample(
+            configs=ensemble.configs[rows],
+            params=params,
+            observables={n: theory.series(ensemble, n)[rows] for n in theory.observable_names},
+        )
+        rng = _stream(self.seed, _WORM_STREAM, point_index, SPLITS.index(split))
+        counts = self.task.training_counts(rng, len(rows), self.worms)
+        inputs, targets = self.task.make_examples(
+            sample, counts, rng, max_worm_length=self.max_worm_length
+        )
+        return inputs, targets, counts
+
     def setup(self, stage: str | None = None) -> None:
         """Build all three splits once (inputs, recomputed and checked targets) as tensors."""
         if self._splits is not None:
@@ -459,10 +484,7 @@ class LatticeDataModule(L.LightningDataModule):
                 start += sizes[split]
                 if rows.size == 0:
                     continue
-                configs, targets, worms = self._make_split(
-                    i, params, ens.configs[rows], ens, rows, split
-                )
-                parts[split].append((configs, targets, worms, i))
+                parts[split].append((*self._make_split(i, params, ens, rows, split), i))
         splits = {}
         for split in SPLITS:
             if not parts[split]:
@@ -471,9 +493,11 @@ class LatticeDataModule(L.LightningDataModule):
             targets = np.concatenate([p[1] for p in parts[split]])
             worms = np.concatenate([p[2] for p in parts[split]])
             point = np.concatenate([np.full(len(p[0]), p[3]) for p in parts[split]])
+            if targets.ndim == 1:
+                targets = targets[:, None]
             splits[split] = _SplitData(
                 inputs=torch.from_numpy(configs.astype(np.float32)),
-                targets=torch.from_numpy(targets.astype(np.float32).reshape(len(configs), -1)),
+                targets=torch.from_numpy(targets.astype(np.float32)),
                 point=torch.from_numpy(point.astype(np.int64)),
                 worms=torch.from_numpy(worms.astype(np.int64)),
             )
@@ -530,162 +554,18 @@ class LatticeDataModule(L.LightningDataModule):
 
     def describe(self) -> dict[str, Any]:
         """Plain, JSON-friendly description of the data (stored in checkpoints and metrics)."""
-        return {
-            "task": self.task,
+        theory = get_theory()
+        out: dict[str, Any] = {
+            "task": self.task.name,
             "targets": list(self.target_names),
             "lattice": {"nt": self.lattice.nt, "nx": self.lattice.nx},
-            "points": {k: v.as_dict() for k, v in self.points.items()},
+            "points": {k: theory.values(v) for k, v in self.points.items()},
             "n_train": self.n_train,
             "n_val": self.n_val,
             "n_test": self.n_test,
             "seed": self.seed,
             "translate": self.translate,
         }
-
-
-class ObservablesDataModule(LatticeDataModule):
-    """Task 1: regression of ``(n, |φ|²)`` per configuration.
-
-    Args:
-        physics: the base couplings ``{eta, lam, mu}``.
-        mu_values: chemical potentials to train on (one ensemble each, with ``physics.eta/lam``);
-            ``None`` uses ``physics.mu`` alone.
-        **kwargs: see :class:`LatticeDataModule`.
-    """
-
-    task = "observables"
-    target_names = ("n", "phi2")
-
-    def __init__(
-        self,
-        *,
-        physics: Mapping[str, float] | PhysicsParams,
-        mu_values: Sequence[float] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        base = _physics("physics", to_plain(physics))
-        mus = to_plain(mu_values)
-        if mus is None:
-            mus = [base.mu]
-        if isinstance(mus, numbers.Real) and not isinstance(mus, bool):
-            mus = [mus]
-        if not isinstance(mus, Sequence) or isinstance(mus, str) or not mus:
-            raise ValueError(f"mu_values must be a non-empty list of numbers, got {mu_values!r}")
-        pts: dict[str, PhysicsParams] = {}
-        for mu in mus:
-            params = _physics(f"mu = {mu!r}", {"eta": base.eta, "lam": base.lam, "mu": mu})
-            name = f"mu{params.mu:g}"
-            if name in pts:
-                raise ValueError(f"mu_values must not repeat values, got {list(mus)}")
-            pts[name] = params
-        self._points = pts
-        self._validate_requests()
-
-    @property
-    def points(self) -> dict[str, PhysicsParams]:
-        return self._points
-
-    def _make_split(self, point_index, params, configs, ensemble, rows, split):
-        targets = observable_targets(configs, params, ensemble.n[rows], ensemble.phi2[rows])
-        return configs, targets, np.zeros(len(configs), dtype=np.int64)
-
-
-class _ViolationDataModule(LatticeDataModule):
-    """Detection and counting: open worms inserted into closed configurations (SPEC §5)."""
-
-    def __init__(
-        self,
-        *,
-        points: Mapping[str, Mapping[str, float]] | Sequence[Mapping[str, float]],
-        max_worm_length: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self._points = _named_points(to_plain(points))
-        if max_worm_length is not None:
-            _int("max_worm_length", max_worm_length, 1)
-        self.max_worm_length = max_worm_length
-
-    @property
-    def points(self) -> dict[str, PhysicsParams]:
-        return self._points
-
-    def _worm_counts(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        raise NotImplementedError
-
-    def _make_split(self, point_index, params, configs, ensemble, rows, split):
-        rng = _stream(self.seed, _WORM_STREAM, point_index, SPLITS.index(split))
-        counts = self._worm_counts(rng, len(configs))
-        out, labels = insert_and_label(
-            self.task, configs, counts, rng, max_length=self.max_worm_length
-        )
-        return out, labels, counts
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "max_worm_length": self.max_worm_length}
-
-
-class DetectionDataModule(_ViolationDataModule):
-    """Task 2: does the configuration violate flux conservation? Label ``any_x div_x k ≠ 0``.
-
-    In every point's split, a seeded half of the configurations (``⌊n/2⌋``) gets open worms, their
-    number drawn uniformly from ``worms`` (each ``>= 1``); the rest stay closed.
-
-    Args:
-        points: physics points ``{name: {eta, lam, mu}}`` (or a list).
-        worms: worm counts for the violated half (default ``[1]``).
-        max_worm_length: nominal maximal worm length (default ``Nt + Nx``).
-        **kwargs: see :class:`LatticeDataModule`.
-    """
-
-    task = "detection"
-    target_names = ("violated",)
-
-    def __init__(self, *, worms: Sequence[int] | int = (1,), **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.worms = _worm_list("worms", to_plain(worms), self.lattice, 1)
-        self._validate_requests()
-
-    def _worm_counts(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        counts = np.zeros(n, dtype=np.int64)
-        violated = rng.permutation(n)[: n // 2]
-        counts[violated] = rng.choice(np.asarray(self.worms, dtype=np.int64), size=violated.size)
-        return counts
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "worms": list(self.worms)}
-
-
-class CountingDataModule(_ViolationDataModule):
-    """Task 3: the number of open worms, target ``½ Σ_x |div_x k|`` (end points never coincide).
-
-    Each point's split is divided as evenly as possible among the worm counts in ``worms`` (seeded
-    assignment), e.g. half with 0 and half with 5 worms for the default ``[0, 5]``.
-
-    Args:
-        points: physics points ``{name: {eta, lam, mu}}`` (or a list).
-        worms: worm counts (integers ``0 <= M <= Nt·Nx / 2``; default ``[0, 5]``).
-        max_worm_length: nominal maximal worm length (default ``Nt + Nx``).
-        **kwargs: see :class:`LatticeDataModule`.
-    """
-
-    task = "counting"
-    target_names = ("count",)
-
-    def __init__(self, *, worms: Sequence[int] | int = (0, 5), **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.worms = _worm_list("worms", to_plain(worms), self.lattice, 0)
-        self._validate_requests()
-
-    def _worm_counts(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        values = np.asarray(self.worms, dtype=np.int64)
-        return values[np.arange(n) % values.size][rng.permutation(n)]
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "worms": list(self.worms)}
-
-
-DATAMODULES: dict[str, type[LatticeDataModule]] = {
-    cls.task: cls for cls in (ObservablesDataModule, DetectionDataModule, CountingDataModule)
-}
+        if self.task.inserts_worms:
+            out.update(max_worm_length=self.max_worm_length, worms=list(self.worms))
+        return out

@@ -3,7 +3,10 @@ r"""Figures of an evaluation, each returned with the table of numbers it shows.
 Every function takes the tidy evaluation table (one row per checkpoint × cell × metric, see
 :mod:`scalar_ml.evaluation.runner`) and, where needed, the per-checkpoint table, and returns a list
 of :class:`Figure` (a stem, a matplotlib figure and a DataFrame with exactly the plotted values).
-The runner writes ``<stem>.png`` and ``<stem>.csv`` side by side and logs the figures.
+The runner writes ``<stem>.png`` and ``<stem>.csv`` side by side and logs the figures. Which figures
+an evaluation gets is up to each task (:meth:`scalar_ml.tasks.Task.figures`); the functions here are
+generic: the physics axes come from the theory (:mod:`scalar_ml.physics.theory`: heat maps over its
+``map_parameters`` η and μ, lines along its ``scan_parameter`` μ), the targets from the caller.
 
 Conventions: a *group* is one architecture and training setup (``CheckpointRecord.group``);
 values of a group are aggregated over its checkpoints (seeds): the line is the **median**, the band
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Figure", "make_figures", "write_figures"]
+from scalar_ml.physics.theory import get_theory
+
+__all__ = [
+    "Figure",
+    "accuracy_maps",
+    "count_pred_vs_true",
+    "loss_maps",
+    "loss_vs_scan",
+    "loss_vs_size",
+    "make_figures",
+    "prediction_vs_scan",
+    "write_figures",
+]
 
 
 @dataclass
@@ -141,19 +156,22 @@ def loss_vs_size(df: pd.DataFrame, task: str) -> list[Figure]:
 def _maps(
     df: pd.DataFrame, task: str, metric: str, *, log: bool, label: str, stem: str
 ) -> list[Figure]:
-    """Heat maps of ``metric`` over (eta, mu), one panel per lattice size, one figure per group."""
+    """Heat maps of ``metric`` over the theory's two map parameters (η vertically, μ horizontally),
+    one panel per lattice size, one figure per group."""
     plt = _plt()
     from matplotlib.colors import LogNorm, Normalize
 
+    theory = get_theory()
+    row_key, col_key = theory.map_parameters
     lattices = _lattice_order(df)
-    etas = sorted(df["eta"].unique())
-    mus = sorted(df["mu"].unique())
+    etas = sorted(df[row_key].unique())
+    mus = sorted(df[col_key].unique())
     if len(etas) * len(mus) < 2:
         return []
-    pc = per_checkpoint(df, metric, ["nt", "nx", "eta", "mu"])
+    pc = per_checkpoint(df, metric, ["nt", "nx", row_key, col_key])
     if pc.empty:
         return []
-    agg = over_checkpoints(pc, ["nt", "nx", "eta", "mu"])
+    agg = over_checkpoints(pc, ["nt", "nx", row_key, col_key])
     out = []
     finite = agg["median"].replace([np.inf, -np.inf], np.nan).dropna()
     if log:
@@ -177,7 +195,7 @@ def _maps(
             grid = np.full((len(etas), len(mus)), np.nan)
             cell = part[(part["nt"] == nt) & (part["nx"] == nx)]
             for _, row in cell.iterrows():
-                grid[etas.index(row["eta"]), mus.index(row["mu"])] = row["median"]
+                grid[etas.index(row[row_key]), mus.index(row[col_key])] = row["median"]
             if np.all(np.isnan(grid)):
                 ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
                 ax.set_xticks([])
@@ -200,9 +218,9 @@ def _maps(
                             )
                 ax.set_xticks(range(len(mus)), [f"{m:g}" for m in mus])
                 ax.set_yticks(range(len(etas)), [f"{e:g}" for e in etas])
-                ax.set_xlabel("μ")
+                ax.set_xlabel(theory.parameter(col_key).symbol)
             ax.set_title(_lat(nt, nx), fontsize=9)
-        axes[0][0].set_ylabel("η")
+        axes[0][0].set_ylabel(theory.parameter(row_key).symbol)
         if im is not None:
             fig.colorbar(im, ax=list(axes[0]), label=label)
         fig.suptitle(f"{task}: {label} — {group}", fontsize=10)
@@ -213,10 +231,10 @@ def _maps(
 def loss_maps(df: pd.DataFrame, task: str) -> list[Figure]:
     """Test-loss heat maps over (η, μ) per lattice size (worm counts averaged).
 
-    Observables grids usually scan μ at one η: their maps are drawn only with several η values
-    (``loss_vs_mu`` shows the μ scan).
+    Drawn when the grid has several values of the vertical map parameter (η): a grid that only
+    scans μ at one η is shown by :func:`loss_vs_scan` instead.
     """
-    if task == "observables" and df["eta"].nunique() < 2:
+    if df[get_theory().map_parameters[0]].nunique() < 2:
         return []
     return _maps(df, task, "loss", log=True, label="test loss", stem=f"loss_map_{task}")
 
@@ -226,15 +244,22 @@ def accuracy_maps(df: pd.DataFrame, task: str) -> list[Figure]:
     return _maps(df, task, "acc", log=False, label="accuracy", stem=f"accuracy_map_{task}")
 
 
-def count_pred_vs_true(df: pd.DataFrame, task: str = "counting") -> list[Figure]:
-    """Predicted vs true count per lattice size, one line per (η, μ), one figure per group."""
+def count_pred_vs_true(
+    df: pd.DataFrame, task: str, *, title: str = "predicted vs true count"
+) -> list[Figure]:
+    """Predicted vs true count per lattice size, one line per physics point, one figure per group.
+
+    Uses the metrics ``pred_mean`` and ``pred_std`` of cells indexed by their worm count.
+    """
     plt = _plt()
+    theory = get_theory()
+    params = list(theory.parameter_names)
     lattices = _lattice_order(df)
-    mean = per_checkpoint(df, "pred_mean", ["nt", "nx", "eta", "lam", "mu", "worms"])
-    spread = per_checkpoint(df, "pred_std", ["nt", "nx", "eta", "lam", "mu", "worms"])
+    mean = per_checkpoint(df, "pred_mean", ["nt", "nx", *params, "worms"])
+    spread = per_checkpoint(df, "pred_std", ["nt", "nx", *params, "worms"])
     if mean.empty:
         return []
-    keys = ["group", "nt", "nx", "eta", "lam", "mu", "worms"]
+    keys = ["group", "nt", "nx", *params, "worms"]
     agg = over_checkpoints(mean, keys[1:])
     agg = agg.merge(
         spread.groupby(keys, sort=False)["value"].mean().rename("pred_std").reset_index(), on=keys
@@ -256,7 +281,11 @@ def count_pred_vs_true(df: pd.DataFrame, task: str = "counting") -> list[Figure]
             ax.plot([0, top], [0, top], color="k", lw=0.8, ls="--")
             if cell.empty:
                 ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
-            for (eta, _lam, mu), pts in cell.groupby(["eta", "lam", "mu"], sort=True):
+            for values, pts in cell.groupby(params, sort=True):
+                point = dict(zip(params, values, strict=True))
+                label = ", ".join(
+                    f"{theory.parameter(n).symbol}={point[n]:g}" for n in theory.map_parameters
+                )
                 pts = pts.sort_values("worms")
                 ax.errorbar(
                     pts["worms"],
@@ -265,7 +294,7 @@ def count_pred_vs_true(df: pd.DataFrame, task: str = "counting") -> list[Figure]
                     marker=".",
                     capsize=2,
                     lw=1,
-                    label=f"η={eta:g}, μ={mu:g}",
+                    label=label,
                 )
             ax.set_title(_lat(nt, nx), fontsize=9)
             ax.set_xlabel("true count M")
@@ -278,32 +307,41 @@ def count_pred_vs_true(df: pd.DataFrame, task: str = "counting") -> list[Figure]
                     break
         if handles:
             fig.legend(handles, labels, fontsize=7, loc="outside right center")
-        fig.suptitle(f"counting: predicted vs true count — {group}", fontsize=10)
+        fig.suptitle(f"{task}: {title} — {group}", fontsize=10)
         out.append(
             Figure(
                 f"count_pred_vs_true_{_slug(group)}",
                 fig,
                 part.reset_index(drop=True),
-                "predicted vs true count",
+                title,
             )
         )
     return out
 
 
-def observables_vs_mu(df: pd.DataFrame, task: str = "observables") -> list[Figure]:
-    """Network prediction vs Monte Carlo of n and |φ|² as functions of μ, per lattice size."""
+def prediction_vs_scan(
+    df: pd.DataFrame, *, targets: Sequence[str], title: str, stem: str
+) -> list[Figure]:
+    """Network prediction vs Monte Carlo of each target along the theory's scan parameter (μ).
+
+    Uses the metrics ``pred_<target>`` and ``mc_<target>`` (with its standard error); one row of
+    panels per target, one column per lattice size.
+    """
     plt = _plt()
+    theory = get_theory()
+    params = list(theory.parameter_names)
+    scan = theory.scan_parameter
     lattices = _lattice_order(df)
     rows = []
-    for target in ("n", "phi2"):
-        pred = per_checkpoint(df, f"pred_{target}", ["nt", "nx", "eta", "lam", "mu"])
+    for target in targets:
+        pred = per_checkpoint(df, f"pred_{target}", ["nt", "nx", *params])
         if not pred.empty:
-            agg = over_checkpoints(pred, ["nt", "nx", "eta", "lam", "mu"])
+            agg = over_checkpoints(pred, ["nt", "nx", *params])
             agg.insert(1, "target", target)
             agg.insert(2, "source", "network")
             rows.append(agg)
         mc = df[(df["metric"] == f"mc_{target}")]
-        mc = mc.drop_duplicates(["nt", "nx", "eta", "lam", "mu"])
+        mc = mc.drop_duplicates(["nt", "nx", *params])
         if not mc.empty:
             rows.append(
                 pd.DataFrame(
@@ -313,9 +351,7 @@ def observables_vs_mu(df: pd.DataFrame, task: str = "observables") -> list[Figur
                         "source": "monte_carlo",
                         "nt": mc["nt"],
                         "nx": mc["nx"],
-                        "eta": mc["eta"],
-                        "lam": mc["lam"],
-                        "mu": mc["mu"],
+                        **{p: mc[p] for p in params},
                         "median": mc["value"],
                         "mean": mc["value"],
                         "min": mc["value"] - mc["stderr"],
@@ -327,27 +363,26 @@ def observables_vs_mu(df: pd.DataFrame, task: str = "observables") -> list[Figur
     if not rows:
         return []
     data = pd.concat(rows, ignore_index=True)
-    if len(data["mu"].unique()) < 2:
+    if len(data[scan].unique()) < 2:
         return []
     fig, axes = plt.subplots(
-        2,
+        len(targets),
         len(lattices),
-        figsize=(3.0 * len(lattices) + 3.0, 5.6),
+        figsize=(3.0 * len(lattices) + 3.0, 2.8 * len(targets)),
         squeeze=False,
         sharex=True,
         layout="constrained",
     )
-    names = {"n": "n", "phi2": "|φ|²"}
     colors = _group_colors(g for g in data["group"] if g != "Monte Carlo")
     for j, (nt, nx) in enumerate(lattices):
-        for i, target in enumerate(("n", "phi2")):
+        for i, target in enumerate(targets):
             ax = axes[i][j]
             sel = data[(data["nt"] == nt) & (data["nx"] == nx) & (data["target"] == target)]
             for group, part in sel.groupby("group", sort=False):
-                part = part.sort_values("mu")
+                part = part.sort_values(scan)
                 if group == "Monte Carlo":
                     ax.errorbar(
-                        part["mu"],
+                        part[scan],
                         part["median"],
                         yerr=(part["max"] - part["min"]) / 2,
                         fmt="o",
@@ -359,29 +394,39 @@ def observables_vs_mu(df: pd.DataFrame, task: str = "observables") -> list[Figur
                     )
                 else:
                     c = colors[group]
-                    ax.plot(part["mu"], part["median"], lw=1.2, label=group, color=c)
-                    ax.fill_between(part["mu"], part["min"], part["max"], alpha=0.2, color=c)
+                    ax.plot(part[scan], part["median"], lw=1.2, label=group, color=c)
+                    ax.fill_between(part[scan], part["min"], part["max"], alpha=0.2, color=c)
             if i == 0:
                 ax.set_title(_lat(nt, nx), fontsize=9)
-            if i == 1:
-                ax.set_xlabel("μ")
+            if i == len(targets) - 1:
+                ax.set_xlabel(theory.parameter(scan).symbol)
             if j == 0:
-                ax.set_ylabel(names[target])
+                ax.set_ylabel(_symbol(target))
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, fontsize=7, loc="outside right center")
-    fig.suptitle("network prediction vs Monte Carlo across the Silver Blaze onset", fontsize=10)
-    return [Figure("observables_vs_mu", fig, data, "prediction vs Monte Carlo")]
+    fig.suptitle(title, fontsize=10)
+    return [Figure(stem, fig, data, "prediction vs Monte Carlo")]
 
 
-def loss_vs_mu(df: pd.DataFrame, task: str = "observables") -> list[Figure]:
-    """Test loss vs μ per lattice size, one line per group (extrapolation in μ)."""
+def _symbol(name: str) -> str:
+    """The theory's symbol of an observable (``|φ|²``), else the name itself."""
+    try:
+        return get_theory().observable(name).symbol
+    except KeyError:
+        return name
+
+
+def loss_vs_scan(df: pd.DataFrame, task: str) -> list[Figure]:
+    """Test loss along the theory's scan parameter (μ) per lattice size, one line per group."""
     plt = _plt()
+    theory = get_theory()
+    scan = theory.scan_parameter
     lattices = _lattice_order(df)
-    pc = per_checkpoint(df, "loss", ["nt", "nx", "mu"])
-    if pc.empty or len(pc["mu"].unique()) < 2:
+    pc = per_checkpoint(df, "loss", ["nt", "nx", scan])
+    if pc.empty or len(pc[scan].unique()) < 2:
         return []
-    agg = over_checkpoints(pc, ["nt", "nx", "mu"])
+    agg = over_checkpoints(pc, ["nt", "nx", scan])
     fig, axes = plt.subplots(
         1,
         len(lattices),
@@ -391,22 +436,23 @@ def loss_vs_mu(df: pd.DataFrame, task: str = "observables") -> list[Figure]:
         layout="constrained",
     )
     colors = _group_colors(agg["group"])
+    symbol = theory.parameter(scan).symbol
     for ax, (nt, nx) in zip(axes[0], lattices, strict=True):
         sel = agg[(agg["nt"] == nt) & (agg["nx"] == nx)]
         for group, part in sel.groupby("group", sort=False):
-            part = part.sort_values("mu")
+            part = part.sort_values(scan)
             c = colors[group]
-            ax.plot(part["mu"], part["median"], marker=".", lw=1, label=group, color=c)
-            ax.fill_between(part["mu"], part["min"], part["max"], alpha=0.2, color=c)
+            ax.plot(part[scan], part["median"], marker=".", lw=1, label=group, color=c)
+            ax.fill_between(part[scan], part["min"], part["max"], alpha=0.2, color=c)
         ax.set_yscale("log")
         ax.set_title(_lat(nt, nx), fontsize=9)
-        ax.set_xlabel("μ")
+        ax.set_xlabel(symbol)
     axes[0][0].set_ylabel("test loss")
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, fontsize=7, loc="outside right center")
-    fig.suptitle(f"{task}: test loss vs μ", fontsize=10)
-    return [Figure(f"loss_vs_mu_{task}", fig, agg, "test loss vs μ")]
+    fig.suptitle(f"{task}: test loss vs {symbol}", fontsize=10)
+    return [Figure(f"loss_vs_{scan}_{task}", fig, agg, f"test loss vs {symbol}")]
 
 
 def loss_vs_ntrain(df: pd.DataFrame, checkpoints: pd.DataFrame, task: str) -> list[Figure]:
@@ -447,13 +493,6 @@ def loss_vs_ntrain(df: pd.DataFrame, checkpoints: pd.DataFrame, task: str) -> li
     return [Figure(f"loss_vs_ntrain_{task}", fig, agg, "test loss vs number of training samples")]
 
 
-_TASK_FIGURES: dict[str, tuple[Callable[..., list[Figure]], ...]] = {
-    "observables": (loss_vs_size, observables_vs_mu, loss_vs_mu, loss_maps),
-    "detection": (loss_vs_size, accuracy_maps, loss_maps),
-    "counting": (loss_vs_size, loss_maps, count_pred_vs_true),
-}
-
-
 def make_figures(df: pd.DataFrame, checkpoints: pd.DataFrame) -> list[Figure]:
     """All figures that apply to the tasks in the tidy table ``df``."""
     out: list[Figure] = []
@@ -461,9 +500,11 @@ def make_figures(df: pd.DataFrame, checkpoints: pd.DataFrame) -> list[Figure]:
     order = df["family"].map({"eq": 0, "st": 1, "fl": 2}).fillna(3)
     df = df.assign(_order=order).sort_values(["_order", "preset", "n_train"], kind="stable")
     df = df.drop(columns="_order")
+    from scalar_ml.tasks import get_task
+
     for task in df["task"].unique():
         part = df[df["task"] == task]
-        for fn in _TASK_FIGURES[str(task)]:
+        for fn in get_task(str(task)).figures():
             out.extend(fn(part, str(task)))
         out.extend(loss_vs_ntrain(part, checkpoints, str(task)))
     return out

@@ -6,12 +6,17 @@ Every experiment is a config ``conf/experiment/<name>.yaml`` (composed with ``co
 ``reproduce`` section says how to evaluate it and how to scale it::
 
     reproduce:
+      order: 10              # position on the results page (experiments run in this order)
       title, seed_result     # what the seed shows (quoted on the results page)
       train_from: null       # or another experiment whose trainings are reused (same setup)
       grid: observables      # conf/grid/<name>.yaml for evaluate.py
       evaluate: []           # evaluate.py overrides at every scale
       figures: [stem, ...]   # plots shown on the results page (prefixes of plots/<stem>.png)
+      outcomes: []           # measured statements besides the generic ones (see OUTCOMES)
       scales: {full: {train: [], evaluate: []}, reduced: {...}, smoke: {...}}
+
+The experiments are every config of ``conf/experiment/`` with a ``reproduce`` section
+(:func:`experiment_names`), so a new experiment is one YAML file.
 
 For each experiment the runner calls, in fresh processes (cwd = project root)::
 
@@ -54,23 +59,31 @@ import pandas as pd
 from scalar_ml.paths import CONF_DIR, PROJECT_ROOT
 
 __all__ = [
-    "EXPERIMENTS",
+    "OUTCOMES",
     "ExperimentPlan",
+    "experiment_names",
     "load_plans",
     "main",
     "run_experiments",
     "write_results",
 ]
 
-#: The seed results, in the order they run (``obs_extrapolation`` reuses ``obs_sizes``' trainings).
-EXPERIMENTS: tuple[str, ...] = (
-    "obs_samples",
-    "obs_sizes",
-    "obs_extrapolation",
-    "obs_one_phase",
-    "detection_generalization",
-    "counting_generalization",
-)
+
+def experiment_names() -> list[str]:
+    """The experiments of ``conf/experiment/`` that have a ``reproduce`` section, by their ``order``.
+
+    (``obs_extrapolation`` reuses ``obs_sizes``' trainings, so that one comes first.)
+    """
+    from omegaconf import OmegaConf
+
+    found = []
+    for path in sorted((CONF_DIR / "experiment").glob("*.yaml")):
+        rep = OmegaConf.load(path).get("reproduce")
+        if rep is not None:
+            found.append((float(rep.get("order", 1000)), path.stem))
+    return [name for _, name in sorted(found)]
+
+
 SCALES: tuple[str, ...] = ("reduced", "smoke", "full")
 TIMINGS_FILE = "timings.json"
 
@@ -88,6 +101,7 @@ class ExperimentPlan:
     train_overrides: list[str]
     evaluate_overrides: list[str]
     figures: list[str]
+    outcomes: list[dict[str, object]] = field(default_factory=list)
     train_dir: Path = Path()
     eval_dir: Path = Path()
     timings: dict[str, float] = field(default_factory=dict)
@@ -144,7 +158,14 @@ def load_plans(names: Sequence[str], scale: str, out_dir: Path) -> list[Experime
                 evaluate_overrides=[str(o) for o in (rep.get("evaluate") or [])]
                 + [str(o) for o in sc.get("evaluate") or []],
                 figures=[str(f) for f in rep.get("figures") or []],
+                outcomes=[dict(o) for o in rep.get("outcomes") or []],
             )
+            for spec in plan.outcomes:
+                if spec.get("kind") not in OUTCOMES:
+                    raise ValueError(
+                        f"experiment {name}: unknown outcome kind {spec.get('kind')!r}; "
+                        f"kinds: {', '.join(OUTCOMES)}"
+                    )
             plan.eval_dir = out_dir / name / "eval"
             plans[name] = plan
     for plan in plans.values():
@@ -250,8 +271,76 @@ def _fmt(x: float) -> str:
     return "-" if x != x else f"{x:.3g}"
 
 
+def _ntrain_trend(df: pd.DataFrame, t: pd.DataFrame, spec: dict[str, object]) -> list[str]:
+    """Per training-set size the family with the lowest median test loss; each family's trend."""
+    out = []
+    loss = df[(df["metric"] == "loss") & (df["status"] == "ok")]
+    pc = loss.groupby(["checkpoint", "family", "n_train"])["value"].mean().reset_index()
+    med = pc.groupby(["family", "n_train"])["value"].median().unstack("family")
+    for n_train, row in med.iterrows():
+        best = row.idxmin()
+        out.append(
+            f"n_train = {n_train} per point: lowest median test loss {best.upper()} ("
+            + ", ".join(f"{f.upper()} {_fmt(v)}" for f, v in row.items())
+            + ")."
+        )
+    for fam in med.columns:
+        col = med[fam].dropna()
+        if len(col) > 1:
+            trend = "decreases" if col.iloc[-1] < col.iloc[0] else "does not decrease"
+            out.append(
+                f"{fam.upper()}: the median test loss {trend} from n_train = {col.index[0]} "
+                f"({_fmt(col.iloc[0])}) to {col.index[-1]} ({_fmt(col.iloc[-1])})."
+            )
+    return out
+
+
+def _kink(df: pd.DataFrame, t: pd.DataFrame, spec: dict[str, object]) -> list[str]:
+    """Is the median test loss of ``family`` on ``lattice`` above both ``neighbours``'?"""
+    family, lattice = str(spec["family"]), str(spec["lattice"])
+    neighbours = [str(n) for n in spec["neighbours"]]  # type: ignore[attr-defined]
+    med = t[t["family"] == family].set_index("lattice")["median"]
+    if not {lattice, *neighbours} <= set(med.index):
+        return []
+    kink = med[lattice] > max(med[n] for n in neighbours)
+    values = ", ".join(
+        f"{lat} {_fmt(med[lat])}" for lat in (neighbours[0], lattice, *neighbours[1:])
+    )
+    return [
+        f"{family.upper()} kink at {lattice}: {'yes' if kink else 'no'} (median test loss {values})."
+    ]
+
+
+def _split(df: pd.DataFrame, t: pd.DataFrame, spec: dict[str, object]) -> list[str]:
+    """Median test loss per group and lattice below/above a threshold of one physics parameter."""
+    parameter, threshold = str(spec["parameter"]), float(spec["threshold"])  # type: ignore[arg-type]
+    below, above = str(spec["below"]), str(spec["above"])
+    loss = df[(df["metric"] == "loss") & (df["status"] == "ok")].copy()
+    loss["side"] = loss[parameter].map(lambda v: below if v <= threshold + 1e-9 else above)
+    m = loss.groupby(["group", "nt", "nx", "side"])["value"].median().unstack("side")
+    out = []
+    for (group, nt, nx), row in m.iterrows():
+        out.append(
+            f"{group} on {nt}x{nx}: median test loss {below} {_fmt(row.get(below, float('nan')))}, "
+            f"{above} {_fmt(row.get(above, float('nan')))}."
+        )
+    return out
+
+
+#: Outcome kinds an experiment can ask for (``reproduce.outcomes: [{kind: ..., ...}]``):
+#: ``ntrain_trend`` (no options), ``kink`` (``family``, ``lattice``, ``neighbours``), ``split``
+#: (``parameter``, ``threshold``, ``below``, ``above``: labels of the two sides).
+OUTCOMES: dict[str, Callable[[pd.DataFrame, pd.DataFrame, dict[str, object]], list[str]]] = {
+    "ntrain_trend": _ntrain_trend,
+    "kink": _kink,
+    "split": _split,
+}
+
+
 def outcomes(plan: ExperimentPlan) -> list[str]:
     """Statements computed from the evaluation's tables (no hand-typed results)."""
+    from scalar_ml.tasks import get_task
+
     d = plan.eval_dir
     ck = pd.read_csv(d / "checkpoints.csv")
     by_size = pd.read_csv(d / "loss_by_size.csv")
@@ -275,55 +364,9 @@ def outcomes(plan: ExperimentPlan) -> list[str]:
             out.append(
                 f"On {lat} the lowest median test loss is {part.iloc[0]['group']} ({ranking})."
             )
-    if plan.name == "obs_samples":
-        loss = df[(df["metric"] == "loss") & (df["status"] == "ok")]
-        pc = loss.groupby(["checkpoint", "family", "n_train"])["value"].mean().reset_index()
-        med = pc.groupby(["family", "n_train"])["value"].median().unstack("family")
-        for n_train, row in med.iterrows():
-            best = row.idxmin()
-            out.append(
-                f"n_train = {n_train} per mu: lowest median test loss {best.upper()} ("
-                + ", ".join(f"{f.upper()} {_fmt(v)}" for f, v in row.items())
-                + ")."
-            )
-        for fam in med.columns:
-            col = med[fam].dropna()
-            if len(col) > 1:
-                trend = "decreases" if col.iloc[-1] < col.iloc[0] else "does not decrease"
-                out.append(
-                    f"{fam.upper()}: the median test loss {trend} from n_train = {col.index[0]} "
-                    f"({_fmt(col.iloc[0])}) to {col.index[-1]} ({_fmt(col.iloc[-1])})."
-                )
-    if plan.name == "obs_sizes":
-        st = t[t["family"] == "st"].set_index("lattice")["median"]
-        if {"60x4", "100x5", "125x8"} <= set(st.index):
-            kink = st["100x5"] > max(st["60x4"], st["125x8"])
-            out.append(
-                f"ST kink at 100x5: {'yes' if kink else 'no'} (median test loss 60x4 {_fmt(st['60x4'])}, "
-                f"100x5 {_fmt(st['100x5'])}, 125x8 {_fmt(st['125x8'])})."
-            )
-    if plan.name == "obs_extrapolation":
-        loss = df[(df["metric"] == "loss") & (df["status"] == "ok")].copy()
-        loss["range"] = loss["mu"].map(lambda m: "inside" if m <= 1.05 + 1e-9 else "beyond")
-        m = loss.groupby(["group", "nt", "nx", "range"])["value"].median().unstack("range")
-        for (group, nt, nx), row in m.iterrows():
-            out.append(
-                f"{group} on {nt}x{nx}: median test loss inside the training range (mu <= 1.05) "
-                f"{_fmt(row.get('inside', float('nan')))}, beyond it {_fmt(row.get('beyond', float('nan')))}."
-            )
-    if plan.name == "obs_one_phase":
-        loss = df[(df["metric"] == "loss") & (df["status"] == "ok")].copy()
-        loss["phase"] = loss["mu"].map(
-            lambda m: "below onset (mu <= 0.93)" if m <= 0.93 + 1e-9 else "above onset (mu >= 0.94)"
-        )
-        m = loss.groupby(["group", "nt", "nx", "phase"])["value"].median().unstack("phase")
-        for (group, nt, nx), row in m.iterrows():
-            out.append(
-                f"{group} on {nt}x{nx}: median test loss "
-                + ", ".join(f"{k} {_fmt(v)}" for k, v in row.items())
-                + "."
-            )
-    if plan.task in ("detection", "counting"):
+    for spec in plan.outcomes:
+        out.extend(OUTCOMES[str(spec["kind"])](df, t, spec))
+    if "acc" in get_task(plan.task).metric_names:
         acc = df[(df["metric"] == "acc") & (df["status"] == "ok")]
         m = acc.groupby(["group", "nt", "nx"], sort=False)["value"].mean().unstack(["nt", "nx"])
         for group, row in m.iterrows():
@@ -542,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--scale", choices=SCALES, default="reduced")
     p.add_argument(
         "--experiments",
-        default=",".join(EXPERIMENTS),
+        default=None,
         help="comma-separated subset (default: all, in order)",
     )
     p.add_argument(
@@ -573,7 +616,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    names = [n.strip() for n in args.experiments.split(",") if n.strip()]
+    names = (
+        experiment_names()
+        if args.experiments is None
+        else [n.strip() for n in args.experiments.split(",") if n.strip()]
+    )
     stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     if args.report_only and args.out is None:
         p.error("--report-only needs --out (the directory of the finished runs)")

@@ -1,6 +1,8 @@
 r"""``evaluate(cfg)``: trained checkpoints over a grid of lattices × physics points × worm counts.
 
-What :func:`evaluate` does, in order (every check happens before any sampling or evaluation):
+What :func:`evaluate` does, in order (every check happens before any sampling or evaluation, in
+:func:`plan_evaluation`, which raises :class:`~scalar_ml.cli.UserError` for a mistake of the input;
+``evaluate.py`` prints it as one line):
 
 1. finds the checkpoints of ``cfg.ckpt_path`` (file, run dir, multirun dir, glob or a list; see
    :mod:`.checkpoints`) and loads them weights-only;
@@ -39,6 +41,7 @@ import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,28 +57,35 @@ from scalar_ml.evaluation.checkpoints import (
 )
 from scalar_ml.evaluation.datasets import build_cell_data, check_disjoint_seeds, load_block
 from scalar_ml.evaluation.grid import GRID_DIR, Grid, format_lattice
-from scalar_ml.evaluation.metrics import METRICS, cell_metrics, predict
+from scalar_ml.evaluation.metrics import cell_metrics, predict
 from scalar_ml.physics.params import Lattice
+from scalar_ml.physics.theory import get_theory
+from scalar_ml.tasks import get_task
 
 __all__ = [
     "CHECKPOINT_COLUMNS",
     "COLUMNS",
     "EVALUATION_FILE",
+    "EvaluationPlan",
     "evaluate",
+    "evaluate_cells",
+    "plan_evaluation",
     "resolve_grids",
     "select_runs",
     "summarize",
+    "write_outputs",
 ]
 
 log = logging.getLogger(__name__)
 
 EVALUATION_FILE = "evaluation.csv"
 
-#: Columns of the tidy ``evaluation.csv`` (one row per checkpoint × cell × metric).
+#: Columns of the tidy ``evaluation.csv`` (one row per checkpoint × cell × metric); the physics
+#: point takes one column per parameter of the theory (eta, lam, mu).
 COLUMNS: tuple[str, ...] = (
     "checkpoint", "run", "group", "variant", "task", "family", "preset", "seed", "n_train",
-    "train_nt", "train_nx", "nt", "nx", "eta", "lam", "mu", "worms", "metric", "value", "stderr",
-    "n_configs", "status", "note",
+    "train_nt", "train_nx", "nt", "nx", *get_theory().parameter_names, "worms", "metric", "value",
+    "stderr", "n_configs", "status", "note",
 )  # fmt: skip
 
 #: Columns of ``checkpoints.csv`` (one row per checkpoint).
@@ -90,7 +100,7 @@ CHECKPOINT_COLUMNS: tuple[str, ...] = (
 # -- grids ---------------------------------------------------------------------------------------
 def resolve_grids(grid_cfg: Any, tasks: Sequence[str]) -> dict[str, Grid]:
     """The grid of each task: ``grid_cfg`` itself, or with ``task: auto`` the task's default grid
-    (``conf/grid/<task>.yaml``) overridden by the non-null values of ``grid_cfg``."""
+    (``conf/grid/<task.grid_name>.yaml``) overridden by the non-null values of ``grid_cfg``."""
     node = (
         OmegaConf.to_container(grid_cfg, resolve=True)
         if isinstance(grid_cfg, DictConfig)
@@ -115,14 +125,14 @@ def resolve_grids(grid_cfg: Any, tasks: Sequence[str]) -> dict[str, Grid]:
     }
     out = {}
     for task in tasks:
-        path = GRID_DIR / f"{task}.yaml"
-        base = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        grid_name = get_task(task).grid_name
+        base = OmegaConf.to_container(OmegaConf.load(GRID_DIR / f"{grid_name}.yaml"), resolve=True)
         assert isinstance(base, dict)
         base.update(extra)
         if extra.get("points") is not None:
-            for key in ("eta", "lam", "mu"):
+            for key in get_theory().parameter_names:
                 base.pop(key, None)
-        out[task] = Grid.from_config(base, name=str(base.get("name") or task))
+        out[task] = Grid.from_config(base, name=str(base.get("name") or grid_name))
     return out
 
 
@@ -287,7 +297,7 @@ def summary_markdown(summary: pd.DataFrame, by_size: pd.DataFrame) -> str:
     """The summary as Markdown tables (the seed's validation/test loss table, and loss per size)."""
     lines = []
     for task, part in summary.groupby("task", sort=False):
-        acc = task != "observables"
+        acc = "acc" in get_task(str(task)).metric_names
         head = [
             "model",
             "n",
@@ -360,50 +370,77 @@ def _finish_wandb() -> None:
 
 
 # -- main entry ------------------------------------------------------------------------------------
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate the checkpoints of ``cfg.ckpt_path`` over the grid(s); see the module docstring.
+@dataclass
+class EvaluationPlan:
+    """What an evaluation does, checked before any sampling: checkpoints, grids, options."""
 
-    Returns a dict with the output paths and the summary rows.
+    cfg: DictConfig
+    output_dir: Path
+    records: list[CheckpointRecord]
+    modules: list[Any]
+    grids: dict[str, Grid]
+    sampler: dict[str, Any]
+    cache_dir: Any
+    batch_size: int
+    loggers: list[Any]
+
+
+def plan_evaluation(cfg: DictConfig) -> EvaluationPlan:
+    """Find and load the checkpoints, resolve and validate the grids; no sampling, no writing.
+
+    Every mistake of the input (a missing checkpoint, a bad grid value, a grid of another task, a
+    grid seed equal to a training data seed, a run directory that holds results) raises
+    :class:`~scalar_ml.cli.UserError`.
     """
+    from scalar_ml.cli import UserError, call_checked
+    from scalar_ml.config import integer
     from scalar_ml.training.utils import instantiate_dict
 
-    t_start = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     if (output_dir / EVALUATION_FILE).exists():
-        raise FileExistsError(
+        raise UserError(
             f"{output_dir / EVALUATION_FILE} exists: choose a new run directory (the default "
             "hydra.run.dir is unique per run) instead of overwriting"
         )
-    batch_size = int(cfg.get("batch_size", 512))
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = integer("batch_size", cfg.get("batch_size", 512), minimum=1)
     which = str(cfg.get("checkpoint", "best"))
-    paths = find_checkpoints(cfg.ckpt_path, which)
-    loaded = select_runs([load_checkpoint(p) for p in paths], cfg.get("select") or [])
+    paths = call_checked(find_checkpoints, cfg.ckpt_path, which, what="ckpt_path")
+    loaded = call_checked(
+        select_runs, [call_checked(load_checkpoint, p) for p in paths], cfg.get("select") or []
+    )
     records = [r for r, _ in loaded]
     modules = [m for _, m in loaded]
     assign_labels(records)
     tasks = list(dict.fromkeys(r.task for r in records))
-    grids = resolve_grids(cfg.get("grid"), tasks)
+    grids = call_checked(resolve_grids, cfg.get("grid"), tasks)
     sampler = (
         dict(OmegaConf.to_container(cfg.sampler, resolve=True) or {}) if cfg.get("sampler") else {}
     )
-    cache_dir = cfg.get("cache_dir") or cfg.paths.get("data_dir")
     for task, grid in grids.items():
-        grid.validate_sampler(sampler)
+        call_checked(grid.validate_sampler, sampler)
         for rec in records:
             if rec.task == task:
-                check_disjoint_seeds(grid.seed, rec.data_seed, rec.label)
-    loggers = instantiate_dict(cfg.get("logger"), "logger")
-    log.info(
-        "evaluating %d checkpoint(s) on %s",
-        len(records),
-        ", ".join(f"{g.name or t} ({len(g.cells())} cells)" for t, g in grids.items()),
+                call_checked(check_disjoint_seeds, grid.seed, rec.data_seed, rec.label)
+    loggers = call_checked(instantiate_dict, cfg.get("logger"), "logger")
+    return EvaluationPlan(
+        cfg=cfg,
+        output_dir=output_dir,
+        records=records,
+        modules=modules,
+        grids=grids,
+        sampler=sampler,
+        cache_dir=cfg.get("cache_dir") or cfg.paths.get("data_dir"),
+        batch_size=batch_size,
+        loggers=loggers,
     )
 
+
+def evaluate_cells(plan: EvaluationPlan) -> pd.DataFrame:
+    """The tidy table: every checkpoint on every cell of its task's grid (sampling missing ensembles)."""
     from tqdm.auto import tqdm
 
-    progress = cfg.get("progress")
+    records, modules, grids = plan.records, plan.modules, plan.grids
+    progress = plan.cfg.get("progress")
     show = sys.stderr.isatty() if progress is None else bool(progress)
     total = sum(len(g.cells()) * sum(r.task == t for r in records) for t, g in grids.items())
     bar = tqdm(total=total, desc="evaluate", unit="cell", disable=not show)
@@ -411,18 +448,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     try:
         for task, grid in grids.items():
             mine = [(r, m) for r, m in zip(records, modules, strict=True) if r.task == task]
-            names = METRICS[task]
+            names = get_task(task).metric_names
             for lattice, params in grid.blocks():
                 status = {id(r): _applicability(m, lattice) for r, m in mine}
-                cell_keys = {
-                    "nt": lattice.nt, "nx": lattice.nx, "eta": params.eta, "lam": params.lam,
-                    "mu": params.mu,
-                }  # fmt: skip
+                cell_keys = {"nt": lattice.nt, "nx": lattice.nx, **get_theory().values(params)}
                 ensemble = None
                 if any(ok for ok, _ in status.values()):
                     ensemble = load_block(
-                        params, lattice, grid.n_configs, grid.seed, cache_dir=cache_dir,
-                        sampler_options=sampler,
+                        params, lattice, grid.n_configs, grid.seed, cache_dir=plan.cache_dir,
+                        sampler_options=plan.sampler,
                     )  # fmt: skip
                 for worms in grid.worms:
                     data = None
@@ -441,22 +475,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                                 for name in names
                             )  # fmt: skip
                         else:
-                            pred, raw = predict(module, data.inputs, batch_size=batch_size)
-                            logits = task == "detection" and module.net.ends_with_sigmoid
+                            pred, raw = predict(module, data.inputs, batch_size=plan.batch_size)
                             rows.extend(
                                 {**base, "metric": name, "value": value, "stderr": se,
                                  "n_configs": len(data), "status": "ok", "note": note}
-                                for name, value, se in cell_metrics(task, pred, raw, data.targets,
-                                                                    logits=logits)
+                                for name, value, se in cell_metrics(task, pred, raw, data.targets)
                             )  # fmt: skip
                         bar.update(1)
-                    bar.set_postfix_str(
-                        f"{format_lattice(lattice)} η={params.eta:g} μ={params.mu:g}"
-                    )
+                    bar.set_postfix_str(f"{format_lattice(lattice)} {get_theory().label(params)}")
     finally:
         bar.close()
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
-    df = pd.DataFrame(rows, columns=list(COLUMNS))
+
+def write_outputs(plan: EvaluationPlan, df: pd.DataFrame) -> dict[str, Any]:
+    """Tables, grids, config and figures into the run directory; figures and summary to the loggers."""
+    cfg, output_dir, records, loggers = plan.cfg, plan.output_dir, plan.records, plan.loggers
     ck = pd.DataFrame(
         [
             {
@@ -476,7 +510,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     text = summary_markdown(summary, by_size)
     (output_dir / "summary.md").write_text(text + "\n")
     OmegaConf.save(
-        OmegaConf.create({t: g.describe() for t, g in grids.items()}), output_dir / "grids.yaml"
+        OmegaConf.create({t: g.describe() for t, g in plan.grids.items()}),
+        output_dir / "grids.yaml",
     )
     OmegaConf.save(cfg, output_dir / "config_resolved.yaml", resolve=True)
 
@@ -496,16 +531,38 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         _log_outputs(loggers, [], summary, text)
     if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
         _finish_wandb()
-    elapsed = time.perf_counter() - t_start
-    log.info(
-        "wrote %s (%d rows) in %.1f s\n%s", output_dir / EVALUATION_FILE, len(df), elapsed, text
-    )
     return {
         "evaluation_csv": str(output_dir / EVALUATION_FILE),
         "checkpoints_csv": str(output_dir / "checkpoints.csv"),
         "summary_csv": str(output_dir / "summary.csv"),
         "figures": figure_files,
         "n_rows": len(df),
-        "elapsed_s": round(elapsed, 3),
         "summary": summary.to_dict(orient="records"),
+        "summary_md": text,
     }
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate the checkpoints of ``cfg.ckpt_path`` over the grid(s); see the module docstring.
+
+    :func:`plan_evaluation` (checks, no work), :func:`evaluate_cells`, :func:`write_outputs`.
+    Returns a dict with the output paths and the summary rows.
+    """
+    t_start = time.perf_counter()
+    plan = plan_evaluation(cfg)
+    log.info(
+        "evaluating %d checkpoint(s) on %s",
+        len(plan.records),
+        ", ".join(f"{g.name or t} ({len(g.cells())} cells)" for t, g in plan.grids.items()),
+    )
+    df = evaluate_cells(plan)
+    result = write_outputs(plan, df)
+    elapsed = time.perf_counter() - t_start
+    log.info(
+        "wrote %s (%d rows) in %.1f s\n%s",
+        plan.output_dir / EVALUATION_FILE,
+        len(df),
+        elapsed,
+        result.pop("summary_md"),
+    )
+    return {**result, "elapsed_s": round(elapsed, 3)}

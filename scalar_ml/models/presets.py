@@ -32,7 +32,6 @@ from scalar_ml.paths import CONF_DIR
 
 __all__ = [
     "PRESET_DIR",
-    "TASKS",
     "build_preset",
     "format_preset_table",
     "list_presets",
@@ -42,14 +41,15 @@ __all__ = [
 ]
 
 PRESET_DIR: Path = CONF_DIR / "presets"
-#: Task folders in the order of the talk (task 1, 2, 3).
-TASKS: tuple[str, ...] = ("observables", "detection", "counting")
 
 
 def _sort_key(name: str) -> tuple[int, int, str]:
+    from scalar_ml.tasks import task_names
+
+    tasks = task_names()  # the seed's tasks in the order of the talk (task 1, 2, 3), then others
     task, _, stem = name.partition("/")
     family = stem.split("_")[0]
-    task_rank = TASKS.index(task) if task in TASKS else len(TASKS)
+    task_rank = tasks.index(task) if task in tasks else len(tasks)
     family_rank = FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
     return (task_rank, family_rank, name)
 

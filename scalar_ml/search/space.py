@@ -32,14 +32,14 @@ layer list in the format of :mod:`scalar_ml.models.spec`. Keys (slots ``i = 0 โ€
     dense layer) is set to true/false (``null``: follow ``bias``). The seed's detection winners
     mix them (SPEC ยง6); the counting winners have no bias at all.
 
-The task adds the output: observables 2 targets, detection and counting 1; detection ends in a
-sigmoid like the seed's presets. Each of the seed's 15 Optuna winners is a point of this space
+The task adds the output: its head (:meth:`scalar_ml.tasks.Task.head`: observables 2 targets,
+detection and counting 1; detection ends in a sigmoid like the seed's presets). Each of the seed's 15 Optuna winners is a point of this space
 (tests rebuild all of them), for instance the 1st EQ counting network:
 
 >>> arch = {"n_conv": 4, "kernel_0": 1, "channels_0": 32, "kernel_1": 2, "channels_1": 8,
 ...         "kernel_2": 2, "channels_2": 16, "kernel_3": 1, "channels_3": 8,
 ...         "global_pool": "sum", "n_linear": 1, "bias": False}
->>> print(describe_layers(arch_layers(arch, "eq", task="counting")))
+>>> print(describe_layers(arch_layers(arch, 'eq', task='counting')))
 Conv1x1(4,32) Conv2x2(32,8) Conv2x2(8,16) Conv1x1(16,8) GlobalSumPool Linear(8,1) no-bias
 
 :func:`arch_spec` also checks a point on the training lattice: a kernel or pooling window larger
@@ -61,7 +61,6 @@ __all__ = [
     "MAX_CONV",
     "MAX_LINEAR",
     "POOLS",
-    "TASK_HEADS",
     "InvalidArchitectureError",
     "arch_layers",
     "arch_spec",
@@ -77,14 +76,6 @@ MAX_LINEAR = 3
 POOLS: tuple[str, ...] = ("none", "avg", "max")
 #: Reductions of eq / st networks.
 GLOBAL_POOLS: tuple[str, ...] = ("avg", "max", "sum")
-#: Outputs per task: (number of targets, final activation). Mirrors
-#: ``scalar_ml.training.module.TASK_TARGETS`` (checked by the tests) without importing torch.
-TASK_HEADS: dict[str, tuple[int, str | None]] = {
-    "observables": (2, None),
-    "detection": (1, "sigmoid"),
-    "counting": (1, None),
-}
-
 _BIAS_GROUPS: tuple[str, ...] = ("bias_first_conv", "bias_conv", "bias_hidden", "bias_out")
 
 #: Every key of an ``arch`` mapping and its default (``conf/model/searchable.yaml`` lists the same).
@@ -161,9 +152,13 @@ def arch_layers(arch: Mapping[str, Any], family: str, *, task: str) -> list[dict
         raise InvalidArchitectureError(
             f"unknown family {family!r}; expected one of {list(FAMILIES)}"
         )
-    if task not in TASK_HEADS:
-        raise InvalidArchitectureError(f"unknown task {task!r}; expected one of {list(TASK_HEADS)}")
-    n_outputs, output_activation = TASK_HEADS[task]
+    from scalar_ml.tasks import get_task
+
+    try:
+        head = get_task(task).head()
+    except ValueError as exc:
+        raise InvalidArchitectureError(str(exc)) from None
+    n_outputs, output_activation = head.outputs, head.activation
     a = normalise_arch(arch)
     n_conv = _int_in(a, "n_conv", 1, MAX_CONV)
     n_linear = _int_in(a, "n_linear", 0, MAX_LINEAR)

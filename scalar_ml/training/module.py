@@ -1,18 +1,16 @@
-r"""The LightningModule shared by the three tasks: a :class:`~scalar_ml.models.LatticeNet` plus loss and metrics.
+r"""The LightningModule of every task: a :class:`~scalar_ml.models.LatticeNet` plus its task's loss and metrics.
 
-Losses (SPEC §5):
-
-- ``observables``: mean squared error over the two targets ``(n, |φ|²)`` (equal weight);
-- ``detection``: binary cross entropy on the logits (``BCEWithLogitsLoss``; presets end in a sigmoid,
-  their :meth:`~scalar_ml.models.LatticeNet.logits` is used, so ``forward`` still returns
-  probabilities);
-- ``counting``: mean squared error of the predicted count.
+The task (:func:`scalar_ml.tasks.get_task`) supplies everything task-specific: the loss (MSE, or
+binary cross entropy on the logits, in which case presets ending in a sigmoid are trained through
+their :meth:`~scalar_ml.models.LatticeNet.logits` and ``forward`` still returns probabilities), the
+prediction made from the raw output, the head the network must end in, and the metrics.
 
 Metrics, logged per split (``train``, ``val``, ``test``) as ``<split>/<name>``:
 
-- ``loss`` (the training loss above, averaged over the whole split for val/test);
-- observables: ``mse_n``, ``mse_phi2``; detection: ``acc`` (threshold 0.5);
-  counting: ``acc`` (fraction of configurations whose rounded prediction is the exact count);
+- ``loss`` (the training loss, averaged over the whole split for val/test);
+- the task's training metrics (:meth:`~scalar_ml.tasks.Task.training_metrics`, e.g. ``mse_n`` and
+  ``mse_phi2`` for observables, ``acc`` for detection and counting), accumulated over the split with
+  torchmetrics' ``SumMetric`` (DDP-synchronised);
 - ``val/loss_best``: the lowest ``val/loss`` so far (kept in checkpoints, so it survives a resume).
 
 A non-finite training loss raises :class:`DivergedError` at the step where it happens.
@@ -27,23 +25,16 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric, MeanSquaredError, MinMetric
+from torchmetrics import MeanMetric, MinMetric, SumMetric
 
 from scalar_ml.models import build_model, count_parameters, preset_spec
 from scalar_ml.models.spec import to_plain
+from scalar_ml.tasks import Task, get_task
 
-__all__ = ["TASK_TARGETS", "DivergedError", "LatticeModule"]
+__all__ = ["DivergedError", "LatticeModule"]
 
 log = logging.getLogger(__name__)
-
-#: Target names per task (the order of the network outputs).
-TASK_TARGETS: dict[str, tuple[str, ...]] = {
-    "observables": ("n", "phi2"),
-    "detection": ("violated",),
-    "counting": ("count",),
-}
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -54,41 +45,36 @@ class DivergedError(FloatingPointError):
 
 
 class _SplitMetrics(nn.Module):
-    """Epoch-level metrics of one evaluation split (val or test)."""
+    """Epoch-level metrics of one evaluation split (val or test): the loss and the task's metrics."""
 
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: Task) -> None:
         super().__init__()
-        self.task = task
+        self.definitions = task.training_metrics()
         self.loss = MeanMetric()
-        if task == "observables":
-            self.mse = MeanSquaredError(num_outputs=2)
-        else:
-            self.acc = MeanMetric()
+        self.numerators = nn.ModuleList(SumMetric() for _ in self.definitions)
+        self.denominators = nn.ModuleList(SumMetric() for _ in self.definitions)
 
-    def update(self, loss: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> None:
-        batch = target.shape[0]
-        self.loss.update(loss.detach(), weight=batch)
-        if self.task == "observables":
-            self.mse.update(pred.detach(), target)
-        elif self.task == "detection":
-            self.acc.update(
-                ((pred.detach() >= 0.5) == (target >= 0.5)).float().mean(), weight=batch
-            )
-        else:
-            self.acc.update((torch.round(pred.detach()) == target).float().mean(), weight=batch)
+    def update(self, loss: torch.Tensor, outputs: Any) -> None:
+        self.loss.update(loss.detach(), weight=outputs.target.shape[0])
+        for metric, num, den in zip(
+            self.definitions, self.numerators, self.denominators, strict=True
+        ):
+            a, b = metric.sums(outputs)
+            num.update(a.detach())
+            den.update(b.detach())
 
     def compute(self, split: str) -> dict[str, torch.Tensor]:
         out = {f"{split}/loss": self.loss.compute()}
-        if self.task == "observables":
-            mse = self.mse.compute()
-            out[f"{split}/mse_n"], out[f"{split}/mse_phi2"] = mse[0], mse[1]
-        else:
-            out[f"{split}/acc"] = self.acc.compute()
+        for metric, num, den in zip(
+            self.definitions, self.numerators, self.denominators, strict=True
+        ):
+            out[f"{split}/{metric.name}"] = num.compute() / den.compute()
         return out
 
     def reset(self) -> None:
-        for metric in self.children():
-            metric.reset()
+        for metric in self.modules():
+            if metric is not self and hasattr(metric, "reset"):
+                metric.reset()
 
 
 class LatticeModule(L.LightningModule):
@@ -100,7 +86,7 @@ class LatticeModule(L.LightningModule):
     a label.
 
     Args:
-        task: ``observables``, ``detection`` or ``counting``.
+        task: a task name (:func:`scalar_ml.tasks.task_names`).
         preset: preset name (``scalar_ml.models.list_presets()``).
         family: ``eq``, ``st`` or ``fl`` (with ``layers``).
         layers: layer specs (see :mod:`scalar_ml.models.spec`).
@@ -126,22 +112,14 @@ class LatticeModule(L.LightningModule):
         scheduler_interval: str = "epoch",
     ) -> None:
         super().__init__()
-        if task not in TASK_TARGETS:
-            raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASK_TARGETS)}")
+        self.task = get_task(task)
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(
                 f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
-        self.task = task
-        self.target_names = TASK_TARGETS[task]
+        self.target_names = self.task.targets
         self.net = build_model(self._resolve_spec(preset, family, layers, input_size, spec))
-        if self.net.out_features != len(self.target_names):
-            label = preset or "the custom network"
-            raise ValueError(
-                f"{label} has {self.net.out_features} output(s) but task {task!r} needs "
-                f"{len(self.target_names)} ({', '.join(self.target_names)}); choose a "
-                f"{task}/... preset or end the layers with a linear layer of out = {len(self.target_names)}"
-            )
+        self._check_head(preset)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
@@ -149,7 +127,7 @@ class LatticeModule(L.LightningModule):
         # Plain values only: checkpoints stay loadable with torch.load(weights_only=True).
         self.save_hyperparameters(
             {
-                "task": task,
+                "task": self.task.name,
                 "preset": preset,
                 "spec": to_plain(self.net.spec),
                 "scheduler_monitor": scheduler_monitor,
@@ -160,8 +138,8 @@ class LatticeModule(L.LightningModule):
         )
         self._train_loss_sum: torch.Tensor | None = None
         self._train_count = 0
-        self.val_metrics = _SplitMetrics(task)
-        self.test_metrics = _SplitMetrics(task)
+        self.val_metrics = _SplitMetrics(self.task)
+        self.test_metrics = _SplitMetrics(self.task)
         self.val_loss_best = MinMetric()
         self.val_loss_best.persistent(True)
 
@@ -173,6 +151,19 @@ class LatticeModule(L.LightningModule):
             object.__setattr__(self, name, value)
             return
         super().__setattr__(name, value)
+
+    def _check_head(self, preset: str | None) -> None:
+        """The network's output must be what the task needs (its number of outputs, per site or not)."""
+        head = self.task.head()
+        per_site = bool(getattr(self.net, "per_site", False))
+        if self.net.out_features != head.outputs or per_site != head.per_site:
+            label = preset or "the custom network"
+            what = "output channel(s) per site" if per_site else "output(s) per configuration"
+            raise ValueError(
+                f"{label} has {self.net.out_features} {what} but task {self.task.name!r} needs "
+                f"{head.describe()} ({', '.join(self.target_names)}); choose a "
+                f"{self.task.name}/... preset or end the layers accordingly"
+            )
 
     @staticmethod
     def _resolve_spec(
@@ -212,22 +203,16 @@ class LatticeModule(L.LightningModule):
 
     # -- forward / loss ----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Network output: ``(n, |φ|²)``, the violation probability, or the count."""
+        """The network's output (probabilities for a task with a loss on logits)."""
         return self.net(x)
 
-    def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        """What the loss sees: logits for detection (before the final sigmoid), else the output."""
-        if self.task == "detection" and self.net.ends_with_sigmoid:
-            return self.net.logits(x)
-        return self.net(x)
+    def _loss_and_outputs(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """The batch loss and the :class:`~scalar_ml.tasks.Outputs` metrics are computed from."""
+        from scalar_ml.tasks import Outputs
 
-    def _loss_and_prediction(
-        self, x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self._raw(x)
-        if self.task == "detection":
-            return F.binary_cross_entropy_with_logits(raw, y), torch.sigmoid(raw)
-        return F.mse_loss(raw, y), raw
+        raw = self.task.raw_output(self.net, x)
+        loss = self.task.loss(raw, y)
+        return loss, Outputs(self.task.prediction(raw), raw, y, self.task.sample_loss(raw, y))
 
     # -- steps ---------------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -238,7 +223,8 @@ class LatticeModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
-        loss, _ = self._loss_and_prediction(x, y)
+        raw = self.task.raw_output(self.net, x)
+        loss = self.task.loss(raw, y)
         value = loss.detach()
         n = y.shape[0]
         # The epoch mean is accumulated here rather than with self.log on every step: Lightning's
@@ -276,8 +262,8 @@ class LatticeModule(L.LightningModule):
 
     def _eval_step(self, metrics: _SplitMetrics, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
-        loss, pred = self._loss_and_prediction(x, y)
-        metrics.update(loss, pred, y)
+        loss, outputs = self._loss_and_outputs(x, y)
+        metrics.update(loss, outputs)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(self.val_metrics, batch)

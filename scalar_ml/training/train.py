@@ -1,7 +1,8 @@
 """``train(cfg) -> metrics``: one training run from a composed Hydra config (``conf/train.yaml``).
 
 Order of work (every check happens before any sampling or training, and nothing stored is
-overwritten):
+overwritten; :func:`plan_training` does steps 1-3 and raises :class:`~scalar_ml.cli.UserError` for
+any mistake of the input, which ``train.py`` prints as one line):
 
 1. checks: ``ckpt_path`` exists, the run directory holds no results yet, the seed is valid;
 2. the seed: ``cfg.seed``, else the checkpoint's (when resuming), else a drawn one; it is written into
@@ -26,11 +27,14 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from scalar_ml.cli import UserError, call_checked
+from scalar_ml.config import integer
 from scalar_ml.training.utils import (
     check_ckpt_path,
     check_fresh_output_dir,
@@ -41,7 +45,7 @@ from scalar_ml.training.utils import (
     write_json_atomic,
 )
 
-__all__ = ["run", "train"]
+__all__ = ["TrainingPlan", "holds_results", "plan_training", "run", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,9 @@ def _check_model_data(model: Any, datamodule: Any) -> None:
     lattice = datamodule.lattice.shape
     net = model.net
     if model.task != datamodule.task:
-        raise ValueError(f"model task {model.task!r} does not match data task {datamodule.task!r}")
+        raise ValueError(
+            f"model task {model.task.name!r} does not match data task {datamodule.task.name!r}"
+        )
     if net.input_size is not None and tuple(net.input_size) != tuple(lattice):
         name = model.hparams.get("preset") or "this fl network"
         raise ValueError(
@@ -163,41 +169,48 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train (and evaluate) one model as configured; return the final metrics (also in metrics.json).
+@dataclass
+class TrainingPlan:
+    """Everything a training needs, checked and built, before any sampling or training."""
 
-    Returns a flat dict: metric names (``val/loss``, ``test/loss``, ``val/loss_best``, …, as floats;
-    ``val/*`` and ``test/*`` refer to the best checkpoint when ``cfg.test``), plus ``seed``,
-    ``epochs``, ``global_step``, ``best_checkpoint``, ``last_checkpoint``, ``diverged`` and
-    ``elapsed_s``.
+    cfg: DictConfig
+    output_dir: Path
+    ckpt_path: Path | None
+    ckpt_info: dict[str, Any]
+    seed: int
+    rank: int
+    threads: int | None
+    do_train: bool
+    model: Any
+    datamodule: Any
+    loggers: list[Any]
+    trainer: Any
+    resolved: dict[str, Any]
 
-    Raises:
-        FileNotFoundError: ``ckpt_path`` does not exist.
-        FileExistsError: the run directory already holds results.
-        ValueError: invalid model, data, seed or their combination (before any work).
-        DivergedError: the loss became NaN/inf (metrics.json records it first).
+
+def plan_training(cfg: DictConfig) -> TrainingPlan:
+    """Check the configuration and build model, data module, callbacks, loggers and trainer.
+
+    Samples nothing, trains nothing, writes nothing. Every mistake of the input (a bad value, a
+    missing checkpoint, a run directory that holds results, a network that does not fit the
+    lattice or the task) raises :class:`~scalar_ml.cli.UserError`, naming the key.
     """
-    t_start = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
-    ckpt_path = check_ckpt_path(cfg.get("ckpt_path"))
+    ckpt_path = call_checked(check_ckpt_path, cfg.get("ckpt_path"), what="ckpt_path")
     do_train = bool(cfg.get("train", True))
     if not do_train and ckpt_path is None:
-        raise ValueError("train=false evaluates a checkpoint: give ckpt_path=<path to a .ckpt>")
-    threads = cfg.get("cpu_threads")
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
-        raise ValueError(f"cpu_threads must be null or an integer >= 1, got {threads!r}")
+        raise UserError("train=false evaluates a checkpoint: give ckpt_path=<path to a .ckpt>")
+    threads = integer("cpu_threads", cfg.get("cpu_threads"), minimum=1, optional=True)
     # Under DDP, Lightning re-runs this script for ranks >= 1 with the same run directory: only
     # rank 0 checks it and writes files; the others take rank 0's seed from the environment.
     rank = _global_rank()
     if rank == 0:
-        check_fresh_output_dir(output_dir)
+        call_checked(check_fresh_output_dir, output_dir)
     ckpt_info = read_checkpoint_info(ckpt_path) if ckpt_path is not None else {}
     requested = cfg.get("seed")
     if requested is None and rank != 0 and os.environ.get("PL_GLOBAL_SEED") is not None:
         requested = int(os.environ["PL_GLOBAL_SEED"])
-    seed = resolve_seed(requested, ckpt_info)
+    seed = call_checked(resolve_seed, requested, ckpt_info)
     with open_dict(cfg):
         cfg.seed = seed
         model_cfg = cfg.model
@@ -211,7 +224,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
 
     from scalar_ml.training.callbacks import RunInfo
-    from scalar_ml.training.module import DivergedError
 
     L.seed_everything(seed, workers=True)
     if threads is not None:
@@ -220,16 +232,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(threads)
 
     log.info("model <%s>", cfg.model.get("preset") or "custom layers")
-    model = _instantiate(cfg.model, "model")
+    model = call_checked(_instantiate, cfg.model, "model")
     log.info("data <%s>", cfg.data._target_)
-    datamodule = _instantiate(cfg.data, "data")
-    _check_model_data(model, datamodule)
+    datamodule = call_checked(_instantiate, cfg.data, "data")
+    call_checked(_check_model_data, model, datamodule)
+    _check_optimized_metric(cfg.get("optimized_metric"), model.task)
 
-    callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
+    callbacks = call_checked(instantiate_dict, cfg.get("callbacks"), "callbacks")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     callbacks.append(RunInfo(seed, jsonable(resolved), datamodule.describe()))
-    loggers = instantiate_dict(cfg.get("logger"), "logger")
+    loggers = call_checked(instantiate_dict, cfg.get("logger"), "logger")
     if ckpt_info.get("data") and ckpt_info["data"] != datamodule.describe():
         log.warning("resuming on data that differ from the checkpoint's: %s", ckpt_info["data"])
 
@@ -239,32 +252,97 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # A resumed run writes into its own new directory; Lightning then restarts the ranking of
         # best checkpoints (and says so). _overall_best() still finds an older best epoch.
         warnings.filterwarnings("ignore", message=r"The dirpath has changed from .*")
-    trainer: L.Trainer = _instantiate(
-        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+    trainer = call_checked(
+        _instantiate, cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+    )
+    return TrainingPlan(
+        cfg=cfg,
+        output_dir=output_dir,
+        ckpt_path=ckpt_path,
+        ckpt_info=ckpt_info,
+        seed=seed,
+        rank=rank,
+        threads=threads,
+        do_train=do_train,
+        model=model,
+        datamodule=datamodule,
+        loggers=loggers,
+        trainer=trainer,
+        resolved=resolved,
     )
 
-    if rank == 0:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(OmegaConf.create(resolved), output_dir / RESOLVED_CONFIG_FILE)
-    for lg in loggers:
+
+def _check_optimized_metric(name: Any, task: Any) -> None:
+    """``optimized_metric`` must be a metric this training computes (or null)."""
+    if name is None:
+        return
+    known = {"train/loss", "val/loss_best"} | {
+        f"{split}/{metric}"
+        for split in ("val", "test")
+        for metric in ("loss", *(m.name for m in task.training_metrics()))
+    }
+    if name not in known:
+        raise UserError(
+            f"optimized_metric {name!r} is not computed by task {task.name}; choose one of "
+            f"{', '.join(sorted(known))}"
+        )
+
+
+def holds_results(output_dir: Path) -> bool:
+    """Whether a run directory holds results of a training (then nothing in it may be removed)."""
+    return (
+        (output_dir / METRICS_FILE).exists()
+        or (output_dir / RESOLVED_CONFIG_FILE).exists()
+        or any((output_dir / "checkpoints").glob("*.ckpt"))
+    )
+
+
+def _write_config(plan: TrainingPlan) -> None:
+    """``config_resolved.yaml`` and the hyperparameters of every logger (rank 0 writes files)."""
+    cfg, resolved = plan.cfg, plan.resolved
+    if plan.rank == 0:
+        plan.output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(resolved), plan.output_dir / RESOLVED_CONFIG_FILE)
+    for lg in plan.loggers:
         lg.log_hyperparams(
             {
-                "seed": seed,
+                "seed": plan.seed,
                 "task": cfg.task.name,
                 "model": jsonable(resolved["model"]),
-                "data": datamodule.describe(),
+                "data": plan.datamodule.describe(),
                 "trainer": jsonable(resolved["trainer"]),
-                "n_parameters": model.hparams["n_parameters"],
+                "n_parameters": plan.model.hparams["n_parameters"],
             }
         )
 
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train (and evaluate) one model as configured; return the final metrics (also in metrics.json).
+
+    Returns a flat dict: metric names (``val/loss``, ``test/loss``, ``val/loss_best``, …, as floats;
+    ``val/*`` and ``test/*`` refer to the best checkpoint when ``cfg.test``), plus ``seed``,
+    ``epochs``, ``global_step``, ``best_checkpoint``, ``last_checkpoint``, ``diverged`` and
+    ``elapsed_s``.
+
+    Raises:
+        UserError: invalid input (bad value, missing checkpoint, a run directory holding results,
+            a network that does not fit), before any work (:func:`plan_training`).
+        DivergedError: the loss became NaN/inf (metrics.json records it first).
+    """
+    from scalar_ml.training.module import DivergedError
+
+    t_start = time.perf_counter()
+    plan = plan_training(cfg)
+    _write_config(plan)
+    trainer, model, datamodule = plan.trainer, plan.model, plan.datamodule
+    do_train, ckpt_path = plan.do_train, plan.ckpt_path
     metrics: dict[str, Any] = {}
     info: dict[str, Any] = {
-        "seed": seed,
+        "seed": plan.seed,
         "task": cfg.task.name,
         "preset": model.hparams.get("preset"),
         "n_parameters": model.hparams["n_parameters"],
-        "run_dir": str(output_dir),
+        "run_dir": str(plan.output_dir),
         "diverged": False,
     }
     finished = False
@@ -275,7 +353,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             metrics.update(_flat_metrics(trainer.callback_metrics))
         ckpt_cb = _best_checkpoint_callback(trainer) if do_train else None
         best = ckpt_cb.best_model_path if ckpt_cb is not None else ""
-        best = _overall_best(ckpt_cb, best, ckpt_info.get("previous_best"))
+        best = _overall_best(ckpt_cb, best, plan.ckpt_info.get("previous_best"))
         last = _last_checkpoint(trainer) if do_train else None
         # Evaluate the best checkpoint (the current weights when none was written, e.g. fast_dev_run;
         # the given checkpoint with train=false).
@@ -301,12 +379,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             epochs=epochs,
             global_step=global_step,
             elapsed_s=round(time.perf_counter() - t_start, 3),
-            cpu_threads=threads,
+            cpu_threads=plan.threads,
         )
         result = {**metrics, **info}
-        if (finished or info["diverged"]) and rank == 0:
-            write_json_atomic(output_dir / METRICS_FILE, result)
-        if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        if (finished or info["diverged"]) and plan.rank == 0:
+            write_json_atomic(plan.output_dir / METRICS_FILE, result)
+        if any(type(lg).__name__ == "WandbLogger" for lg in plan.loggers):
             _finish_wandb()
     log.info("final metrics: %s", metrics)
     return result

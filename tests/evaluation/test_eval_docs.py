@@ -14,8 +14,10 @@ from evaluation_helpers import TINY_SAMPLER, TINY_TRAIN
 from readme_sections import readme_section
 
 from scalar_ml.evaluation.grid import list_grids
-from scalar_ml.evaluation.reproduce import EXPERIMENTS, load_plans
+from scalar_ml.evaluation.reproduce import experiment_names, load_plans
 from scalar_ml.paths import PROJECT_ROOT
+
+EXPERIMENTS = experiment_names()
 
 #: Appended to every documented evaluate.py command: few configurations, short chains, two sizes.
 TINY_EVAL = [*TINY_SAMPLER, "grid.n_configs=8", "progress=false"]

@@ -7,8 +7,10 @@ from evaluation_helpers import SHORT_CHAINS, TINY_TRAIN
 from hydra.core.global_hydra import GlobalHydra
 
 from scalar_ml.evaluation.grid import load_grid
-from scalar_ml.evaluation.reproduce import EXPERIMENTS, SCALES, load_plans
+from scalar_ml.evaluation.reproduce import SCALES, experiment_names, load_plans
 from scalar_ml.paths import CONF_DIR
+
+EXPERIMENTS = experiment_names()
 
 pytestmark = pytest.mark.filterwarnings(SHORT_CHAINS)
 

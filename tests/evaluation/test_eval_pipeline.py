@@ -150,11 +150,12 @@ def test_refuses_to_overwrite_and_bad_inputs(
 
     run_dir, _ = evaluated
     eq = counting_runs["eq"]
-    with pytest.raises(FileExistsError, match=r"evaluation\.csv"):
+    # every refusal is a UserError (a ValueError), printed as one line by evaluate.py
+    with pytest.raises(ValueError, match=r"evaluation\.csv"):
         evaluate(make_eval_cfg([f"ckpt_path={eq}", *TINY_GRID], run_dir=run_dir))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ValueError, match="does not exist"):
         evaluate(make_eval_cfg([f"ckpt_path={tmp_path / 'nope.ckpt'}", *TINY_GRID]))
-    with pytest.raises(FileNotFoundError, match="matches nothing"):
+    with pytest.raises(ValueError, match="matches nothing"):
         evaluate(make_eval_cfg([f"ckpt_path={tmp_path}/*/last.ckpt", *TINY_GRID]))
     with pytest.raises(ValueError, match="is a observables grid"):
         evaluate(make_eval_cfg([f"ckpt_path={eq}", "grid=observables_small"]))

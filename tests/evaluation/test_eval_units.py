@@ -52,7 +52,7 @@ def test_grid_validation_errors() -> None:
     for change, message in cases:
         with pytest.raises(ValueError, match=message):
             Grid.from_config({**base, **change})
-    with pytest.raises(ValueError, match="worm counts >= 1"):
+    with pytest.raises(ValueError, match=r"grid.worms\[0\] must be an integer >= 1"):
         Grid.from_config({**base, "task": "detection", "worms": [0, 1]})
     with pytest.raises(ValueError, match="no worms"):
         Grid.from_config({**base, "task": "observables", "worms": [1]})
@@ -85,6 +85,7 @@ class _Ens:
         self.configs = np.zeros((n, 4, nt, nx), dtype=np.int32)
         self.n = np.zeros(n)
         self.phi2 = np.zeros(n)
+        self.phi4 = np.zeros(n)
 
 
 def test_cell_data_labels_and_determinism() -> None:
@@ -105,7 +106,7 @@ def test_cell_data_labels_and_determinism() -> None:
     det = build_cell_data("detection", ens, p, lat, 2, seed=7)
     assert det.targets.sum() == 5 and set(det.worms.tolist()) == {0, 2}
     assert np.array_equal(det.targets[:, 0] > 0, violation_count(det.inputs.astype(np.int64)) > 0)
-    with pytest.raises(ValueError, match="worms >= 1"):
+    with pytest.raises(ValueError, match=r"worms\[0\] must be an integer >= 1"):
         build_cell_data("detection", ens, p, lat, 0, seed=7)
     with pytest.raises(ValueError, match="data seed"):
         check_disjoint_seeds(0, 0, "run")
@@ -114,24 +115,25 @@ def test_cell_data_labels_and_determinism() -> None:
 
 # -- metrics ----------------------------------------------------------------------------------------
 def test_cell_metrics_match_torch() -> None:
-    from scalar_ml.evaluation.metrics import METRICS, cell_metrics
+    from scalar_ml.evaluation.metrics import cell_metrics
+    from scalar_ml.tasks import get_task
 
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (50, 1), generator=g).double()
     z = torch.randn(50, 1, generator=g, dtype=torch.float64) * 3
     p = torch.sigmoid(z)
-    m = {
-        k: (v, s)
-        for k, v, s in cell_metrics("detection", p.numpy(), z.numpy(), y.numpy(), logits=True)
-    }
-    assert tuple(m) == METRICS["detection"]
+    m = {k: (v, s) for k, v, s in cell_metrics("detection", p.numpy(), z.numpy(), y.numpy())}
+    assert tuple(m) == get_task("detection").metric_names
     assert m["loss"][0] == pytest.approx(F.binary_cross_entropy_with_logits(z, y).item(), rel=1e-12)
     acc = ((p >= 0.5) == (y >= 0.5)).double()
     assert m["acc"][0] == pytest.approx(acc.mean().item())
     assert m["acc"][1] == pytest.approx(math.sqrt(m["acc"][0] * (1 - m["acc"][0]) / 50))
     assert m["tpr"][0] == pytest.approx(acc[y == 1].mean().item())
-    probs = {k: v for k, v, _ in cell_metrics("detection", p.numpy(), p.numpy(), y.numpy())}
-    assert probs["loss"] == pytest.approx(F.binary_cross_entropy(p, y).item(), rel=1e-9)
+    assert m["tnr"][0] == pytest.approx(acc[y == 0].mean().item())
+    # a ratio's standard error (linearised) ~ the binomial one of its subset, times sqrt(N/(N-1))
+    n_pos = int((y == 1).sum())
+    tpr = m["tpr"][0]
+    assert m["tpr"][1] == pytest.approx(math.sqrt(tpr * (1 - tpr) / n_pos * 50 / 49), rel=1e-9)
 
     t = torch.rand(40, 2, generator=g, dtype=torch.float64)
     q = t + 0.1 * torch.randn(40, 2, generator=g, dtype=torch.float64)
@@ -229,9 +231,7 @@ def test_observables_and_detection_cells_through_predict() -> None:
         assert np.allclose(pred, module(x).numpy(), atol=1e-6)
         logits = module.net.logits(x)
     assert np.allclose(raw, logits.numpy(), atol=1e-6)
-    loss = dict(
-        (k, v) for k, v, _ in cell_metrics("detection", pred, raw, det.targets, logits=True)
-    )
+    loss = dict((k, v) for k, v, _ in cell_metrics("detection", pred, raw, det.targets))
     expected = F.binary_cross_entropy_with_logits(
         logits.double(), torch.from_numpy(det.targets).double()
     )

@@ -22,13 +22,13 @@ from scalar_ml.paths import CONF_DIR
 from scalar_ml.search.space import (
     ARCH_DEFAULTS,
     MAX_CONV,
-    TASK_HEADS,
     InvalidArchitectureError,
     arch_layers,
     arch_spec,
 )
+from scalar_ml.tasks import get_task
 
-TASKS = ("observables", "detection", "counting")
+TASKS = ("observables", "detection", "counting")  # the seed's tasks (their spaces are in conf/)
 FAMILIES = ("eq", "st", "fl")
 SPACES = [f"{task}_{family}" for task in TASKS for family in FAMILIES]
 TRAINING_LATTICE = {"observables": (60, 4), "detection": (8, 8), "counting": (8, 8)}
@@ -166,18 +166,19 @@ def test_random_points_build_or_are_refused_cleanly(name: str, spaces: dict[str,
             assert "lattice" in str(exc) or "family" in str(exc), exc
             continue
         net = build_model(spec)
-        assert net.out_features == TASK_HEADS[task][0] and net.family == family
+        assert net.out_features == get_task(task).n_outputs and net.family == family
         n_valid += 1
     assert n_valid > 0
 
 
 # --------------------------------------------------------------------------- translation rules
-def test_task_heads_match_the_training_targets() -> None:
-    from scalar_ml.training.module import TASK_TARGETS
-
-    assert {task: n for task, (n, _) in TASK_HEADS.items()} == {
-        task: len(targets) for task, targets in TASK_TARGETS.items()
-    }
+def test_searched_networks_end_in_the_task_head() -> None:
+    for task in TASKS:
+        head = get_task(task).head()
+        layers = arch_layers({"n_conv": 1}, "eq", task=task)
+        assert layers[-1 if head.activation is None else -2]["out"] == head.outputs
+        if head.activation is not None:
+            assert layers[-1] == {"type": "activation", "name": head.activation}
 
 
 def test_unused_slots_are_ignored() -> None:

@@ -12,9 +12,7 @@ from training_helpers import WARNING_FILTERS
 
 from scalar_ml.data.datamodules import (
     Batch,
-    CountingDataModule,
-    DetectionDataModule,
-    ObservablesDataModule,
+    LatticeDataModule,
     SeededBatchSampler,
     roll_per_sample,
 )
@@ -28,8 +26,9 @@ POINTS = {"a": {"eta": 4.25, "lam": 1.0, "mu": 1.0}, "b": {"eta": 4.01, "lam": 1
 SIZES = {"n_train": 32, "n_val": 16, "n_test": 16}
 
 
-def _violation_module(cls, cache: Path, **kw):
+def _violation_module(task: str, cache: Path, **kw):
     args = {
+        "task": task,
         "points": POINTS,
         "lattice": {"nt": 8, "nx": 8},
         "batch_size": 8,
@@ -38,19 +37,22 @@ def _violation_module(cls, cache: Path, **kw):
         **SIZES,
         **kw,
     }
-    return cls(**args)
+    return LatticeDataModule(**args)
 
 
-def counting(cache: Path, **kw) -> CountingDataModule:
-    return _violation_module(CountingDataModule, cache, **kw)
+def counting(cache: Path, **kw) -> LatticeDataModule:
+    kw.setdefault("worms", [0, 5])
+    return _violation_module("counting", cache, **kw)
 
 
-def detection(cache: Path, **kw) -> DetectionDataModule:
-    return _violation_module(DetectionDataModule, cache, **kw)
+def detection(cache: Path, **kw) -> LatticeDataModule:
+    kw.setdefault("worms", [1])
+    return _violation_module("detection", cache, **kw)
 
 
-def observables(cache: Path, **kw) -> ObservablesDataModule:
+def observables(cache: Path, **kw) -> LatticeDataModule:
     args = {
+        "task": "observables",
         "physics": {"eta": 4.01, "lam": 1.0, "mu": 1.0},
         "mu_values": [0.95, 1.05],
         "lattice": {"nt": 60, "nx": 4},
@@ -60,7 +62,7 @@ def observables(cache: Path, **kw) -> ObservablesDataModule:
         **SIZES,
         **kw,
     }
-    return ObservablesDataModule(**args)
+    return LatticeDataModule(**args)
 
 
 def _all_batches(dm, split: str) -> list[tuple[torch.Tensor, torch.Tensor]]:

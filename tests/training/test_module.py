@@ -6,7 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from scalar_ml.tasks import Outputs, get_task
 from scalar_ml.training.module import DivergedError, LatticeModule, _SplitMetrics
+
+
+def _outputs(pred: torch.Tensor, target: torch.Tensor) -> Outputs:
+    return Outputs(pred, pred, target, ((pred - target) ** 2).reshape(len(pred), -1).mean(1))
 
 
 def _batch(
@@ -21,7 +26,8 @@ def test_detection_uses_bce_on_logits_and_forward_returns_probabilities() -> Non
     module = LatticeModule(task="detection", preset="detection/eq")
     x, _ = _batch(6, 1)
     y = torch.tensor([[0.0], [1.0], [1.0], [0.0], [1.0], [0.0]])
-    loss, prob = module._loss_and_prediction(x, y)
+    loss, outputs = module._loss_and_outputs(x, y)
+    prob = outputs.pred
     probs = module(x)
     assert torch.all((probs > 0) & (probs < 1))
     torch.testing.assert_close(prob, probs)
@@ -35,7 +41,8 @@ def test_detection_uses_bce_on_logits_and_forward_returns_probabilities() -> Non
 def test_regression_tasks_use_mse(task: str, preset: str, lattice: tuple[int, int]) -> None:
     module = LatticeModule(task=task, preset=preset)
     x, y = _batch(5, module.net.out_features, *lattice)
-    loss, pred = module._loss_and_prediction(x, y)
+    loss, outputs = module._loss_and_outputs(x, y)
+    pred = outputs.pred
     torch.testing.assert_close(loss, F.mse_loss(module(x), y))
     torch.testing.assert_close(pred, module(x))
 
@@ -43,9 +50,9 @@ def test_regression_tasks_use_mse(task: str, preset: str, lattice: tuple[int, in
 def test_split_metrics_over_several_batches_equal_whole_split_values() -> None:
     g = torch.Generator().manual_seed(1)
     pred, target = torch.randn(10, 2, generator=g), torch.randn(10, 2, generator=g)
-    metrics = _SplitMetrics("observables")
+    metrics = _SplitMetrics(get_task("observables"))
     for sl in (slice(0, 3), slice(3, 10)):  # unequal batches: the mean must be weighted
-        metrics.update(F.mse_loss(pred[sl], target[sl]), pred[sl], target[sl])
+        metrics.update(F.mse_loss(pred[sl], target[sl]), _outputs(pred[sl], target[sl]))
     values = metrics.compute("val")
     torch.testing.assert_close(values["val/loss"], F.mse_loss(pred, target))
     torch.testing.assert_close(values["val/mse_n"], F.mse_loss(pred[:, 0], target[:, 0]))
@@ -53,17 +60,17 @@ def test_split_metrics_over_several_batches_equal_whole_split_values() -> None:
 
     counts = torch.tensor([[0.0], [5.0], [5.0], [0.0]])
     predicted = torch.tensor([[0.4], [4.6], [5.6], [-0.2]])  # rounds to 0, 5, 6, 0: 3 of 4 exact
-    acc = _SplitMetrics("counting")
-    acc.update(F.mse_loss(predicted[:1], counts[:1]), predicted[:1], counts[:1])
-    acc.update(F.mse_loss(predicted[1:], counts[1:]), predicted[1:], counts[1:])
+    acc = _SplitMetrics(get_task("counting"))
+    acc.update(F.mse_loss(predicted[:1], counts[:1]), _outputs(predicted[:1], counts[:1]))
+    acc.update(F.mse_loss(predicted[1:], counts[1:]), _outputs(predicted[1:], counts[1:]))
     assert acc.compute("test")["test/acc"].item() == pytest.approx(0.75)
 
-    det = _SplitMetrics("detection")
+    det = _SplitMetrics(get_task("detection"))
     probs, labels = (
         torch.tensor([[0.9], [0.2], [0.6], [0.4]]),
         torch.tensor([[1.0], [0.0], [0.0], [0.0]]),
     )
-    det.update(torch.tensor(0.0), probs, labels)
+    det.update(torch.tensor(0.0), _outputs(probs, labels))
     assert det.compute("val")["val/acc"].item() == pytest.approx(0.75)
 
 
@@ -79,7 +86,7 @@ def test_non_finite_training_loss_raises_a_clear_error() -> None:
 
 def test_network_choice_errors() -> None:
     with pytest.raises(
-        ValueError, match="unknown task 'count'; valid tasks: observables, detection, counting"
+        ValueError, match="unknown task 'count'; tasks: observables, detection, counting"
     ):
         LatticeModule(task="count", preset="counting/eq_1")
     with pytest.raises(ValueError, match=r"either preset .* or layers"):
@@ -90,7 +97,7 @@ def test_network_choice_errors() -> None:
         LatticeModule(task="counting", layers=[{"type": "global_pool", "mode": "sum"}])
     with pytest.raises(ValueError, match="no network given"):
         LatticeModule(task="counting")
-    with pytest.raises(ValueError, match="needs 1 \\(count\\)"):
+    with pytest.raises(ValueError, match="needs 1 output per configuration \\(count\\)"):
         LatticeModule(task="counting", preset="observables/eq")
 
 
