@@ -166,7 +166,8 @@ def parse_config(cfg: DictConfig) -> SampleJob:
         else:  # the base point's own scan value is ignored
             raw = OmegaConf.to_container(phys)
             points = [
-                THEORY.params({**raw, scan: v}, key="physics") for v in scan_values  # type: ignore[dict-item]
+                THEORY.params({**raw, scan: v}, key="physics")
+                for v in scan_values  # type: ignore[dict-item]
             ]
     except ConfigError as exc:
         where = f" (in scan.{scan})" if scan_values is not None else ""
