@@ -24,34 +24,34 @@ from typing import Any
 
 # Imported on first use (PEP 562), so that ``import scalar_ml.physics.theory`` (done by every entry
 # point) does not load numba and the sampler kernels.
-_WHERE: dict[str, str] = {
-    "AutocorrResult": "autocorr",
-    "autocorrelation": "autocorr",
-    "tau_int": "autocorr",
-    "Ensemble": "ensemble",
-    "generate_ensemble": "ensemble",
-    "free_field_observables": "free_field",
-    "charge_density": "observables",
-    "flux_divergence": "observables",
-    "measure": "observables",
-    "site_f": "observables",
-    "site_phi_moments": "observables",
-    "Lattice": "params",
-    "PhysicsParams": "params",
-    "PhiReferenceRun": "phi_reference",
-    "sample_phi_reference": "phi_reference",
-    "Quantity": "theory",
-    "Theory": "theory",
-    "get_theory": "theory",
-    "WeightTable": "weights",
-    "log_weight": "weights",
-    "WormChains": "worm",
+_WHERE: dict[str, str] = {  # exported name -> its module
+    "AutocorrResult": "scalar_ml.physics.autocorr",
+    "autocorrelation": "scalar_ml.physics.autocorr",
+    "tau_int": "scalar_ml.physics.autocorr",
+    "Ensemble": "scalar_ml.physics.ensemble",
+    "generate_ensemble": "scalar_ml.physics.ensemble",
+    "free_field_observables": "scalar_ml.physics.free_field",
+    "charge_density": "scalar_ml.physics.observables",
+    "flux_divergence": "scalar_ml.physics.observables",
+    "measure": "scalar_ml.physics.observables",
+    "site_f": "scalar_ml.physics.observables",
+    "site_phi_moments": "scalar_ml.physics.observables",
+    "Lattice": "scalar_ml.physics.params",
+    "PhysicsParams": "scalar_ml.physics.params",
+    "PhiReferenceRun": "scalar_ml.physics.phi_reference",
+    "sample_phi_reference": "scalar_ml.physics.phi_reference",
+    "Quantity": "scalar_ml.physics.theory",
+    "Theory": "scalar_ml.physics.theory",
+    "get_theory": "scalar_ml.physics.theory",
+    "WeightTable": "scalar_ml.physics.weights",
+    "log_weight": "scalar_ml.physics.weights",
+    "WormChains": "scalar_ml.physics.worm",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        value = getattr(importlib.import_module(_WHERE[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
