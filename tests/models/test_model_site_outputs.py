@@ -517,3 +517,13 @@ def test_eq_site_network_learns_a_local_map_and_applies_it_on_any_lattice() -> N
     assert (prediction - abs_divergence(k)).abs().max() < 0.25  # rounding recovers every site
     control, y_control, _ = fit_abs_divergence(kernel=1)  # pointwise: cannot see the neighbours
     assert control > 0.5 * float(y_control.var())
+
+
+def test_the_documented_example_is_the_eq_example() -> None:
+    """docs/architecture.md shows the eq example; it must stay the network tested here."""
+    docs = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    section = docs.split("**Per-site outputs.**", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    shown = OmegaConf.to_container(OmegaConf.create(block))
+    expected = example("eq")
+    assert shown == {key: expected[key] for key in ("family", "output", "layers")}
