@@ -79,6 +79,7 @@ from scalar_ml.models.spec import (
     SpecError,
     Unflatten,
     Upsample,
+    parse_output,
 )
 
 __all__ = ["FAMILY_DESCRIPTIONS", "check_family"]
@@ -100,8 +101,7 @@ def check_family(family: str, layers: Sequence[LayerSpec], output: str = OUTPUTS
         raise SpecError(
             f"model spec: unknown family {family!r}; expected one of {', '.join(FAMILIES)}"
         )
-    if output not in OUTPUTS:
-        raise SpecError(f"model spec: 'output' must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    output = parse_output(output)
     if not layers:
         raise SpecError(
             f"model spec: family {family!r} needs at least one layer, got an empty list"
