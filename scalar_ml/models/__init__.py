@@ -1,9 +1,13 @@
 """EQ / ST / FL networks on ``(B, 4, Nt, Nx)`` lattice configurations, built from layer specs.
 
+A network returns one vector per configuration, ``(B, C)`` (``output: configuration``, the default),
+or a field on the input lattice, ``(B, C, Nt, Nx)`` (``output: site``).
+
 - :mod:`~scalar_ml.models.spec`: the YAML/JSON-friendly layer-spec format and its validation;
 - :mod:`~scalar_ml.models.layers`: periodic convolution (size-keeping for any kernel, even ones
-  included), periodic local pooling, global avg/max/sum pooling, activations;
-- :mod:`~scalar_ml.models.families`: the eq / st / fl rules;
+  included), periodic local pooling, global avg/max/sum pooling, nearest upsampling, activations;
+- :mod:`~scalar_ml.models.families`: the eq / st / fl rules, for either output;
+- :mod:`~scalar_ml.models.head`: :class:`Head`, what the output looks like (for the search space);
 - :mod:`~scalar_ml.models.builder`: :func:`build_model` -> :class:`LatticeNet`;
 - :mod:`~scalar_ml.models.presets`: the seed's 15 Optuna winners in ``conf/presets/``;
 - :mod:`~scalar_ml.models.equivariance`: :func:`translation_error`, the symmetry contract.
@@ -25,6 +29,7 @@ from scalar_ml.models.builder import (
 )
 from scalar_ml.models.equivariance import lattice_shifts, translation_error, translation_errors
 from scalar_ml.models.families import check_family
+from scalar_ml.models.head import Head
 from scalar_ml.models.presets import (
     build_preset,
     format_preset_table,
@@ -33,11 +38,13 @@ from scalar_ml.models.presets import (
     preset_spec,
     preset_table,
 )
-from scalar_ml.models.spec import FAMILIES, SpecError
+from scalar_ml.models.spec import FAMILIES, OUTPUTS, SpecError
 
 __all__ = [
     "FAMILIES",
+    "OUTPUTS",
     "FloorPoolingWarning",
+    "Head",
     "LatticeNet",
     "LatticeTrace",
     "SpecError",

@@ -2,17 +2,25 @@
 
 Input: ``(B, in_channels, Nt, Nx)`` (channels ``[k_t, k_x, l_t, l_x]``, axis −2 time, axis −1
 space). Integer inputs (the int32 configurations) are cast to the model's dtype; float inputs must
-already have it (``model.double()`` for float64). Output: ``(B, out_features)``.
+already have it (``model.double()`` for float64). Output: ``(B, out_features)`` for
+``output: configuration`` (the default), ``(B, out_features, Nt, Nx)`` on the input's lattice for
+``output: site``.
 
-What the training code needs is on the module: ``family``, ``input_size`` (the required lattice
-size for fl, ``None`` when any size works), ``in_channels``, ``out_features``, ``spec`` (normalised,
-JSON-friendly, rebuilds the same architecture), ``ends_with_sigmoid`` and :meth:`LatticeNet.logits`
-(the output before a final sigmoid, for ``BCEWithLogitsLoss``; ``forward`` returns probabilities).
+What the training code needs is on the module: ``family``, ``output`` (``configuration`` or
+``site``), ``input_size`` (the required lattice size for fl, ``None`` when any size works),
+``in_channels``, ``out_features`` (features per configuration, or per site: the channels of a
+site output), ``spec`` (normalised, JSON-friendly, rebuilds the same architecture),
+``ends_with_sigmoid`` and :meth:`LatticeNet.logits` (the output before a final sigmoid, for
+``BCEWithLogitsLoss``, per site for site outputs; ``forward`` returns probabilities),
+:meth:`LatticeNet.symmetry_shifts` (the translations the network commutes with) and
+:meth:`LatticeNet.trace` (does a lattice fit).
 
 Lattice-size checks happen once per new ``(Nt, Nx)`` in ``forward`` (integer arithmetic only): a
 kernel larger than the lattice it meets raises :class:`~scalar_ml.models.spec.SpecError`; strided
 pooling on an extent its stride does not divide keeps working (floor pooling, as in the seed's
-100×5 "kink") and issues one :class:`FloorPoolingWarning` per model instance.
+100×5 "kink") and issues one :class:`FloorPoolingWarning` per model instance, except in a network
+whose lattice reaches the output (eq/st ``output: site``): upsampling could not give back the input
+lattice there, so the trace raises a :class:`~scalar_ml.models.spec.SpecError` naming the pooling.
 
 >>> import torch
 >>> model = build_model({"family": "eq", "layers": [
@@ -26,13 +34,29 @@ torch.Size([3, 1])
 144
 >>> model.family, model.input_size, model.out_features
 ('eq', None, 1)
+>>> site = build_model({"family": "st", "output": "site", "layers": [
+...     {"type": "conv", "kernel": 2, "out": 8},
+...     {"type": "max_pool", "kernel": 2, "stride": 2},
+...     {"type": "conv", "kernel": 1, "out": 1},
+...     {"type": "upsample", "factor": 2},
+...     {"type": "activation", "name": "sigmoid"}]})
+>>> site(torch.zeros(3, 4, 6, 10)).shape, site.output, site.out_features
+(torch.Size([3, 1, 6, 10]), 'site', 1)
+>>> site.symmetry_shifts(4, 2)
+[(0, 0), (2, 0)]
+>>> site(torch.zeros(1, 4, 6, 5))
+Traceback (most recent call last):
+...
+scalar_ml.models.spec.SpecError: layer 1 (max_pool): stride 2 does not divide the space extent 5 of the 6×5 lattice it receives (input 6×5); a network whose output is a lattice field needs strides that divide the lattice, or upsampling cannot give back the input lattice
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -42,6 +66,7 @@ from scalar_ml.models.families import check_family
 from scalar_ml.models.layers import (
     GlobalPool2d,
     LatticePool2d,
+    NearestUpsample2d,
     PeriodicConv2d,
     make_activation,
     pooled_extent,
@@ -56,9 +81,12 @@ from scalar_ml.models.spec import (
     Linear,
     LocalPool,
     SpecError,
+    Unflatten,
+    Upsample,
     format_size,
     parse_input_size,
     parse_layer,
+    parse_output,
     to_plain,
 )
 
@@ -80,10 +108,14 @@ class FloorPoolingWarning(UserWarning):
 class LatticeTrace:
     """How a lattice of ``input_size`` travels through the lattice stage of a network.
 
-    ``output_size`` is the lattice reaching the reduction layer; ``period`` the product of the
-    pooling strides per axis; ``divisible`` per axis whether every strided pooling divided the
-    extent it met (then shifts by multiples of ``period`` commute with the network); ``floor_notes``
-    describe the poolings that dropped sites.
+    ``output_size`` is the lattice reaching the reduction layer (``global_pool``, or a
+    ``flatten`` not followed by an ``unflatten``), else the output lattice (for site outputs equal
+    to ``input_size``); ``period`` per axis the step of the shifts that commute with every layer:
+    the product of the pooling strides for a network without upsampling, in general the least
+    common multiple of the numerators of the scales (strides so far / upsampling factors so far,
+    see :mod:`scalar_ml.models.layers`); ``divisible`` per axis whether every strided pooling
+    divided the extent it met (then shifts by multiples of ``period`` commute with the network);
+    ``floor_notes`` describe the poolings that dropped sites.
     """
 
     input_size: tuple[int, int]
@@ -94,14 +126,32 @@ class LatticeTrace:
 
 
 def trace_lattice(layers: Sequence[LayerSpec], input_size: tuple[int, int]) -> LatticeTrace:
-    """Follow ``input_size`` through the lattice layers; raise if a kernel does not fit."""
+    """Follow ``input_size`` through the lattice layers; raise if a kernel does not fit.
+
+    When no layer reduces the lattice (no ``global_pool``, no ``flatten``), the lattice is the
+    output: a strided pooling whose stride does not divide the extent it meets raises a
+    :class:`~scalar_ml.models.spec.SpecError` naming it instead of floor pooling.
+    """
     size = [int(input_size[0]), int(input_size[1])]
     period = [1, 1]
+    scale = [Fraction(1), Fraction(1)]
     divisible = [True, True]
     notes: list[str] = []
-    for layer in layers:
-        if isinstance(layer, GlobalPool | Flatten):
+    lattice_output = not any(isinstance(layer, GlobalPool | Flatten) for layer in layers)
+    for position, layer in enumerate(layers):
+        if isinstance(layer, GlobalPool):
             break
+        if isinstance(layer, Flatten):
+            if any(isinstance(later, Unflatten) for later in layers[position + 1 :]):
+                continue  # fl site output: the dense stage, then the unflatten restores the lattice
+            break
+        if isinstance(layer, Unflatten):
+            size = [int(input_size[0]), int(input_size[1])]
+            continue
+        if isinstance(layer, Upsample):
+            size = [size[a] * layer.factor[a] for a in (0, 1)]
+            scale = [scale[a] / layer.factor[a] for a in (0, 1)]
+            continue
         if not isinstance(layer, Conv | LocalPool):
             continue
         if layer.kernel[0] > size[0] or layer.kernel[1] > size[1]:
@@ -113,12 +163,20 @@ def trace_lattice(layers: Sequence[LayerSpec], input_size: tuple[int, int]) -> L
             for axis, axis_name in enumerate(("time", "space")):
                 stride = layer.stride[axis]
                 if stride > 1 and size[axis] % stride:
-                    divisible[axis] = False
-                    notes.append(
+                    note = (
                         f"{layer.where}: stride {stride} does not divide the {axis_name} extent "
                         f"{size[axis]} of the {format_size(size)} lattice it receives"
                     )
-                period[axis] *= stride
+                    if lattice_output:
+                        raise SpecError(
+                            f"{note} (input {format_size(input_size)}); a network whose output "
+                            "is a lattice field needs strides that divide the lattice, or "
+                            "upsampling cannot give back the input lattice"
+                        )
+                    divisible[axis] = False
+                    notes.append(note)
+                scale[axis] *= stride
+                period[axis] = math.lcm(period[axis], scale[axis].numerator)
             size = [pooled_extent(size[a], layer.kernel[a], layer.stride[a]) for a in (0, 1)]
     return LatticeTrace(
         input_size=(int(input_size[0]), int(input_size[1])),
@@ -142,10 +200,12 @@ class LatticeNet(nn.Module):
         input_size: tuple[int, int] | None,
         out_features: int,
         spec: dict[str, Any],
+        output: str = "configuration",
     ) -> None:
         super().__init__()
         self.layers = nn.Sequential(*modules)
         self.family = family
+        self.output = output
         self.in_channels = in_channels
         self.input_size = input_size if family == "fl" else None
         self.out_features = out_features
@@ -159,7 +219,7 @@ class LatticeNet(nn.Module):
         size = format_size(self.input_size) if self.input_size else "any"
         return (
             f"family={self.family}, in_channels={self.in_channels}, input_size={size}, "
-            f"out_features={self.out_features}"
+            f"out_features={self.out_features}, output={self.output}"
         )
 
     @property
@@ -178,6 +238,25 @@ class LatticeNet(nn.Module):
 
         eq: every shift. st: multiples of the stride product per axis, on axes where every
         stride divided the extent it met (otherwise only 0 on that axis). fl: only ``(0, 0)``.
+        A site output is equivariant, not invariant: ``ValueError`` pointing to
+        :meth:`symmetry_shifts`.
+        """
+        if self.output == "site":
+            raise ValueError(
+                "a site-output network is translation equivariant (its output moves with the "
+                "input), not invariant; use symmetry_shifts(nt, nx)"
+            )
+        return self.symmetry_shifts(nt, nx)
+
+    def symmetry_shifts(self, nt: int, nx: int) -> list[tuple[int, int]]:
+        """Shifts ``T`` that commute with the network by construction on ``nt × nx``.
+
+        For a configuration output ``f(T x) = f(x)`` (invariance), for a site output
+        ``f(T x) = T f(x)`` (equivariance); :func:`~scalar_ml.models.equivariance.translation_error`
+        checks either. eq: every shift. st: multiples of the trace's ``period`` per axis (the stride
+        product for an encoder followed by upsampling), on axes where every stride divided the
+        extent it met (otherwise only 0 on that axis; for site outputs such a lattice is refused
+        by the trace). fl: only ``(0, 0)``.
         """
         if self.family == "fl":
             return [(0, 0)]
@@ -231,7 +310,7 @@ class LatticeNet(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_channels, Nt, Nx) -> (B, out_features)``."""
+        """``(B, in_channels, Nt, Nx) -> (B, out_features)``, or ``(B, out_features, Nt, Nx)`` for site outputs."""
         return self.layers(self._prepare(x))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -288,14 +367,16 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
             f"model spec: 'in_channels' must be a positive integer, got {in_channels!r}"
         )
     input_size = parse_input_size(raw.get("input_size"))
+    output = parse_output(raw.get("output"))
 
     layers = [parse_layer(index, layer) for index, layer in enumerate(layers_raw)]
-    check_family(family, layers)
+    check_family(family, layers, output)
     if family == "fl" and input_size is None:
         raise SpecError(
             "model spec: family 'fl' needs input_size: [nt, nx] (flattening fixes the lattice size)"
         )
-    trace = trace_lattice(layers, input_size) if input_size is not None else None
+    if input_size is not None:  # a kernel that does not fit the given lattice raises here
+        trace_lattice(layers, input_size)
 
     modules: list[nn.Module] = []
     normalised: list[dict[str, Any]] = []
@@ -319,13 +400,14 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
             features = channels
             features_origin = f"global_pool gives {channels} features (one per channel)"
         elif isinstance(layer, Flatten):
-            assert trace is not None  # fl requires input_size, checked above
-            nt, nx = trace.output_size
+            assert input_size is not None  # fl requires input_size, checked above
+            flattened = trace_lattice(layers[: layer.index + 1], input_size)
+            nt, nx = flattened.output_size
             modules.append(nn.Flatten())
             features = channels * nt * nx
             features_origin = (
                 f"flatten gives {features} features ({channels} channels × {nt}×{nx} lattice, "
-                f"from input {format_size(trace.input_size)})"
+                f"from input {format_size(input_size)})"
             )
         elif isinstance(layer, Linear):
             if layer.in_features is not None and layer.in_features != features:
@@ -337,6 +419,25 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
             continue
         elif isinstance(layer, Activation):
             modules.append(_build_activation(layer))
+        elif isinstance(layer, Upsample):
+            modules.append(NearestUpsample2d(layer.factor))
+        elif isinstance(layer, Unflatten):
+            assert input_size is not None  # fl requires input_size, checked above
+            sites = input_size[0] * input_size[1]
+            if features % sites:
+                raise SpecError(
+                    f"{layer.where}: {features_origin}, not a multiple of the "
+                    f"{format_size(input_size)} = {sites} sites of the input lattice"
+                )
+            if layer.channels is not None and layer.channels * sites != features:
+                raise SpecError(
+                    f"{layer.where}: channels = {layer.channels} but {features_origin} "
+                    f"= {features // sites} channels × {format_size(input_size)} sites"
+                )
+            channels = features // sites
+            modules.append(nn.Unflatten(1, (channels, *input_size)))
+            normalised.append({**layer.to_dict(), "channels": channels})
+            continue
         normalised.append(layer.to_dict())
 
     normalised_spec: dict[str, Any] = {
@@ -344,6 +445,7 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
     }
     normalised_spec.update(
         family=family,
+        output=output,
         in_channels=in_channels,
         input_size=list(input_size) if input_size is not None else None,
         layers=normalised,
@@ -354,8 +456,9 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
         modules=modules,
         in_channels=in_channels,
         input_size=input_size,
-        out_features=features,
+        out_features=channels if output == "site" else features,
         spec=normalised_spec,
+        output=output,
     )
     if dtype is not None:
         if not dtype.is_floating_point:

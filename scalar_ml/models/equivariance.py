@@ -7,17 +7,24 @@ network ``f`` and inputs ``x`` the *translation error* of one shift is
 
 (maxima over the whole output batch; the denominator is floored at the dtype's smallest normal
 number, so an all-zero output is compared absolutely). When the output is itself a lattice field,
-``(B, C, Nt, Nx)`` with the input's lattice shape, the check is for *equivariance* and ``f(x)`` is
-replaced by ``T f(x)``. :func:`translation_error` returns the largest error over the shifts.
+``(B, C, Nt, Nx)`` with the input's lattice shape (a site-output network, ``output: site``), the
+check is for *equivariance* and ``f(x)`` is replaced by ``T f(x)``:
+
+    err(dt, dx) = max |f(T x) − T f(x)| / max |f(x)|.
+
+A four-dimensional output on another lattice (e.g. a bare strided pooling) has neither property
+defined and is refused with a ``ValueError``. :func:`translation_error` returns the largest error
+over the shifts.
 
 Default shifts (:func:`lattice_shifts`): every ``(dt, dx)`` when the lattice has at most
 :data:`FULL_SHIFT_MAX_SITES` sites (8×8, 60×4, 100×5, 32×32); on larger lattices the subset of all
 pure time shifts ``(dt, 0)``, all pure space shifts ``(0, dx)`` and the diagonal ``(d, d)``.
 
-What holds by construction (:meth:`~scalar_ml.models.builder.LatticeNet.invariant_shifts`): eq
-networks are invariant under every shift (errors at rounding level: about 1e-7 in float32, 1e-16 in
-float64); st networks only under multiples of their stride product on lattices the strides divide;
-fl networks promise nothing.
+What holds by construction (:meth:`~scalar_ml.models.builder.LatticeNet.symmetry_shifts`): eq
+networks are invariant (site outputs: equivariant) under every shift on any lattice size (errors at
+rounding level: about 1e-7 in float32, 1e-16 in float64); st networks only under multiples of their
+period (the stride product; for a site output, an encoder followed by upsampling) on lattices the
+strides divide; fl networks promise nothing, whatever their output.
 
 The unshifted input is evaluated in the same batch as its shifted copies. On CUDA, float32
 convolutions may run in TF32 (``torch.backends.cudnn.allow_tf32``) or with position-dependent
@@ -35,6 +42,17 @@ True
 True
 >>> translation_error(st, x, shifts=[(1, 0)]) > 1e-6
 True
+>>> from scalar_ml.models import build_model
+>>> site = build_model({"family": "eq", "output": "site", "layers": [
+...     {"type": "conv", "kernel": 3, "out": 4}, {"type": "activation", "name": "tanh"},
+...     {"type": "conv", "kernel": 2, "out": 1}]}, dtype=torch.float64)
+>>> translation_error(site, x[:, :, :5, :7]) < 1e-12  # f(T x) = T f(x) on a 5×7 lattice
+True
+>>> from scalar_ml.models.layers import LatticePool2d
+>>> translation_error(LatticePool2d("avg", (2, 2), (2, 2)), x)
+Traceback (most recent call last):
+...
+ValueError: the output (2, 4, 4, 4) is a field on a 4×4 lattice but the input lattice is 8×8: neither invariance nor equivariance is defined
 """
 
 from __future__ import annotations
@@ -120,7 +138,13 @@ def translation_errors(
                 outputs = outputs.double()
             outputs = outputs.reshape(len(chunk) + 1, x.shape[0], *outputs.shape[1:])
             reference = outputs[0]
-            equivariant = reference.ndim == 4 and tuple(reference.shape[-2:]) == (nt, nx)
+            equivariant = reference.ndim == 4
+            if equivariant and tuple(reference.shape[-2:]) != (nt, nx):
+                out_size = "×".join(str(n) for n in reference.shape[-2:])
+                raise ValueError(
+                    f"the output {tuple(reference.shape)} is a field on a {out_size} lattice but "
+                    f"the input lattice is {nt}×{nx}: neither invariance nor equivariance is defined"
+                )
             scale = reference.abs().max().clamp_min(torch.finfo(reference.dtype).tiny)
             for shift, output in zip(chunk, outputs[1:], strict=True):
                 expected = torch.roll(reference, shift, dims=(-2, -1)) if equivariant else reference
@@ -138,7 +162,7 @@ def translation_error(
     """Largest relative change of ``model(x)`` over the lattice translations ``shifts``.
 
     ``shifts=None`` uses :func:`lattice_shifts` of the input's lattice (every shift up to
-    :data:`FULL_SHIFT_MAX_SITES` sites). For an st network pass ``model.invariant_shifts(nt, nx)``
-    to check the symmetry it does have.
+    :data:`FULL_SHIFT_MAX_SITES` sites). For an st network pass ``model.symmetry_shifts(nt, nx)``
+    to check the symmetry it does have (invariance, or equivariance for a site output).
     """
     return max(translation_errors(model, x, shifts).values())

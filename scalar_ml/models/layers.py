@@ -1,4 +1,4 @@
-"""Lattice layers: periodic convolution, periodic local pooling, global pooling, activations.
+"""Lattice layers: periodic convolution, periodic local pooling, global pooling, upsampling, activations.
 
 All lattice tensors are ``(B, C, Nt, Nx)``: axis −2 is time, axis −1 is space, both periodic
 (SPEC §1). The layers here are the only places where the lattice geometry enters a network.
@@ -30,6 +30,26 @@ therefore exactly translation invariant, on any lattice size. Mean and max pooli
 (tiling the lattice leaves them unchanged); sum pooling is *extensive* (tiling the lattice ``m``
 times multiplies it by ``m``), which is what a counting network needs.
 
+**Upsampling** (:class:`NearestUpsample2d`, the only upsampling a site-output network may use) by
+an integer factor ``f`` per axis copies every site to an ``f_t × f_x`` block:
+
+    out[c, t, x] = in[c, ⌊t / f_t⌋, ⌊x / f_x⌋],   (h, w) -> (f_t·h, f_x·w).
+
+It is the right inverse of the seed's ``k = s = f`` pooling (pooling the upsampled field gives the
+field back) and its blocks are aligned with that pooling's windows: coarse site ``t`` is made of fine
+sites ``f·t … f·t + f − 1`` both ways. A translation by ``a`` of its input becomes a translation by
+``f·a`` of its output, ``U(T_a y) = T_{f·a} U(y)``, exactly (it copies, no arithmetic). A strided
+pooling ``P`` with stride ``s`` dividing the lattice satisfies ``P(T_{s·a} x) = T_a P(x)``, so an
+encoder of total stride ``s`` followed by upsampling by ``f = s`` gives back the input lattice and is
+equivariant under shifts by multiples of ``s``: ``U P(T_{s·a} x) = U T_a P(x) = T_{s·a} U P(x)``.
+In general, a shift by ``a`` passes a layer exactly when ``a`` divided by the layer's scale (the
+product of the strides so far over the product of the upsampling factors so far) is an integer;
+the shifts that pass every layer are the multiples of the least common multiple of the scales'
+numerators. Parameter-free nearest upsampling followed by a periodic convolution is the learned
+upsampling of this package ("resize-convolution"); transposed convolutions are not offered (they
+give the same stride-multiple symmetry with position-dependent weights per block and checkerboard
+artefacts, and need periodic wrapping of overlapping kernels).
+
 >>> import torch
 >>> conv = PeriodicConv2d(4, 3, kernel_size=(2, 2))
 >>> x = torch.randn(1, 4, 6, 5)
@@ -55,8 +75,10 @@ __all__ = [
     "ACTIVATIONS",
     "GLOBAL_POOL_MODES",
     "POOL_MODES",
+    "UPSAMPLE_MODES",
     "GlobalPool2d",
     "LatticePool2d",
+    "NearestUpsample2d",
     "PeriodicConv2d",
     "make_activation",
     "periodic_padding",
@@ -181,6 +203,35 @@ class GlobalPool2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode}"
+
+
+UPSAMPLE_MODES: tuple[str, ...] = ("nearest",)
+
+
+class NearestUpsample2d(nn.Module):
+    """Copy every site of ``(B, C, h, w)`` to an ``f_t × f_x`` block: ``(B, C, f_t·h, f_x·w)``.
+
+    >>> y = torch.arange(4.0).reshape(1, 1, 2, 2)
+    >>> NearestUpsample2d((2, 1))(y)[0, 0].tolist()
+    [[0.0, 1.0], [0.0, 1.0], [2.0, 3.0], [2.0, 3.0]]
+    """
+
+    def __init__(self, factor: tuple[int, int]) -> None:
+        super().__init__()
+        if min(factor) < 1:
+            raise ValueError(f"upsampling factors must be >= 1, got {tuple(factor)}")
+        self.factor = (int(factor[0]), int(factor[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ft, fx = self.factor
+        if ft > 1:
+            x = x.repeat_interleave(ft, dim=-2)
+        if fx > 1:
+            x = x.repeat_interleave(fx, dim=-1)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}, mode=nearest"
 
 
 # name -> (constructor, allowed keyword arguments). Pointwise, hence equivariant.

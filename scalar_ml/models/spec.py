@@ -3,10 +3,18 @@
 A *model spec* is a mapping::
 
     family: eq | st | fl        # validated architecture kind (scalar_ml.models.families)
+    output: configuration | site  # optional, default configuration (see below)
     in_channels: 4              # optional, default 4 ([k_t, k_x, l_t, l_x])
     input_size: [nt, nx] | null # required for fl (fixed lattice), optional check for eq/st
     layers: [ ... ]             # list of layer specs, applied in order
     task, description, name     # optional metadata, carried along and ignored by the builder
+
+``output`` (:data:`OUTPUTS`) says what the network returns for a batch ``(B, in_channels, Nt, Nx)``:
+``configuration`` (the default) one vector per configuration, ``(B, C)``, after a reduction
+(``global_pool`` or ``flatten``); ``site`` a lattice field ``(B, C, Nt, Nx)`` with the input's lattice
+shape, one vector per site. Which layers each family may use for either output is decided in
+:mod:`scalar_ml.models.families`; the output is never guessed from the layers, so a forgotten
+``global_pool`` is an error, not silently a per-site network.
 
 and each *layer spec* is one of (``kernel`` and ``stride`` are an int or ``[k_t, k_x]``)::
 
@@ -17,6 +25,8 @@ and each *layer spec* is one of (``kernel`` and ``stride`` are an int or ``[k_t,
     {type: flatten}                                       # (B, C, Nt, Nx) -> (B, C·Nt·Nx)
     {type: linear, out: 24, in: 360, bias: false}
     {type: activation, name: leaky_relu, negative_slope: 0.01}
+    {type: upsample, factor: 2, mode: nearest}            # (B, C, h, w) -> (B, C, 2h, 2w); site only
+    {type: unflatten, channels: 1}                        # (B, C·Nt·Nx) -> (B, C, Nt, Nx); fl site only
 
 ``in`` is optional for ``conv`` and ``linear``: it is inferred from the previous layers and, when
 given, checked against the inferred value (so a spec copied from a table such as the seed's
@@ -24,7 +34,10 @@ given, checked against the inferred value (so a spec copied from a table such as
 ``{type: activation, name: ...}`` with names from :data:`scalar_ml.models.layers.ACTIVATIONS`
 (``relu``, ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``tanh``, ``sigmoid``, ``softplus``,
 ``identity``); their extra keys are the torch module's options. Unknown keys are refused, so a typo
-never silently falls back to a default.
+never silently falls back to a default. ``upsample`` copies every site to an ``f_t × f_x`` block
+(``mode: nearest``, the default and only mode; see :mod:`scalar_ml.models.layers`). ``unflatten``
+reshapes the features of an fl network back onto its fixed ``input_size`` lattice; ``channels`` is
+optional and, when given, checked against ``features / (Nt·Nx)``.
 
 Every error is a :class:`SpecError` (a ``ValueError``) whose message starts with the offending layer,
 e.g. ``layer 2 (conv): ...``.
@@ -35,6 +48,16 @@ e.g. ``layer 2 (conv): ...``.
 Traceback (most recent call last):
 ...
 scalar_ml.models.spec.SpecError: layer 3 (conv): 'out' must be a positive integer, got 0
+>>> parse_layer(5, {"type": "upsample", "factor": [2, 1]}).to_dict()
+{'type': 'upsample', 'factor': [2, 1], 'mode': 'nearest'}
+>>> parse_layer(5, {"type": "upsample", "factor": 2, "mode": "bilinear"})
+Traceback (most recent call last):
+...
+scalar_ml.models.spec.SpecError: layer 5 (upsample): 'mode' must be one of ['nearest'], got 'bilinear'
+>>> parse_output("sites")
+Traceback (most recent call last):
+...
+scalar_ml.models.spec.SpecError: model spec: 'output' must be one of configuration, site, got 'sites'
 """
 
 from __future__ import annotations
@@ -46,12 +69,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalar_ml.config import to_plain
-from scalar_ml.models.layers import ACTIVATIONS, GLOBAL_POOL_MODES
+from scalar_ml.models.layers import ACTIVATIONS, GLOBAL_POOL_MODES, UPSAMPLE_MODES
 
 __all__ = [
     "FAMILIES",
     "LAYER_TYPES",
     "MODEL_KEYS",
+    "OUTPUTS",
     "Activation",
     "Conv",
     "Flatten",
@@ -60,9 +84,12 @@ __all__ = [
     "Linear",
     "LocalPool",
     "SpecError",
+    "Unflatten",
+    "Upsample",
     "format_size",
     "parse_input_size",
     "parse_layer",
+    "parse_output",
     "to_plain",
 ]
 
@@ -75,10 +102,16 @@ LAYER_TYPES: tuple[str, ...] = (
     "flatten",
     "linear",
     "activation",
+    "upsample",
+    "unflatten",
 )
+#: What a network returns per configuration: one vector (``configuration``, ``(B, C)``) or a field
+#: on the input lattice (``site``, ``(B, C, Nt, Nx)``). The first is the default.
+OUTPUTS: tuple[str, ...] = ("configuration", "site")
 #: Keys a model spec may have; ``task``, ``description`` and ``name`` are metadata.
 MODEL_KEYS: tuple[str, ...] = (
     "family",
+    "output",
     "layers",
     "in_channels",
     "input_size",
@@ -245,6 +278,32 @@ class Activation(LayerSpec):
         return {"type": "activation", "name": self.name, **dict(self.options)}
 
 
+@dataclass(frozen=True)
+class Upsample(LayerSpec):
+    """Nearest-neighbour upsampling by ``factor = (f_t, f_x)``: every site becomes an ``f_t × f_x`` block."""
+
+    factor: tuple[int, int] = (2, 2)
+    mode: str = "nearest"
+    type: str = field(init=False, default="upsample")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "upsample", "factor": list(self.factor), "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class Unflatten(LayerSpec):
+    """``(B, C·Nt·Nx) -> (B, C, Nt, Nx)`` on the fixed input lattice of an fl network."""
+
+    channels: int | None = None
+    type: str = field(init=False, default="unflatten")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "unflatten"}
+        if self.channels is not None:
+            d["channels"] = self.channels
+        return d
+
+
 def parse_layer(index: int, raw: Any) -> LayerSpec:
     """Parse and validate one layer spec (a mapping with a ``type`` key)."""
     if not isinstance(raw, Mapping):
@@ -303,6 +362,20 @@ def parse_layer(index: int, raw: Any) -> LayerSpec:
             in_features=None if in_features is None else _positive_int(in_features, "in", where),
             bias=_bool(raw.get("bias", True), "bias", where),
         )
+    if layer_type == "upsample":
+        _check_keys(raw, {"factor", "mode"}, where)
+        mode = raw.get("mode", "nearest")
+        if mode not in UPSAMPLE_MODES:
+            raise SpecError(f"{where}: 'mode' must be one of {list(UPSAMPLE_MODES)}, got {mode!r}")
+        factor = _int_pair(_required(raw, "factor", where), "factor", where)
+        return Upsample(index, factor=factor, mode=mode)
+    if layer_type == "unflatten":
+        _check_keys(raw, {"channels"}, where)
+        channels = raw.get("channels")
+        return Unflatten(
+            index,
+            channels=None if channels is None else _positive_int(channels, "channels", where),
+        )
     # activation
     name = _required(raw, "name", where)
     if name not in ACTIVATIONS:
@@ -324,3 +397,12 @@ def parse_input_size(value: Any) -> tuple[int, int] | None:
         _positive_int(value[0], "input_size", where),
         _positive_int(value[1], "input_size", where),
     )
+
+
+def parse_output(value: Any) -> str:
+    """The model spec's ``output``: one of :data:`OUTPUTS`; ``None`` (key absent) is the default."""
+    if value is None:
+        return OUTPUTS[0]
+    if value not in OUTPUTS:
+        raise SpecError(f"model spec: 'output' must be one of {', '.join(OUTPUTS)}, got {value!r}")
+    return str(value)

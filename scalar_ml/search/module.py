@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from scalar_ml.search.space import arch_spec
 
 if TYPE_CHECKING:
+    from scalar_ml.models.head import Head
     from scalar_ml.training.module import LatticeModule, OptimizerFactory, SchedulerFactory
 
 __all__ = ["searchable_module"]
@@ -30,6 +31,7 @@ def searchable_module(
     family: str,
     arch: Mapping[str, Any],
     lattice_size: Sequence[int],
+    head: Head | Mapping[str, Any] | None = None,
     optimizer: OptimizerFactory | None = None,
     scheduler: SchedulerFactory | None = None,
     scheduler_monitor: str = "val/loss",
@@ -43,6 +45,9 @@ def searchable_module(
         arch: the flat architecture point (keys of :data:`scalar_ml.search.space.ARCH_DEFAULTS`).
         lattice_size: ``[nt, nx]`` of the training lattice (an fl network's input size; every
             kernel and pooling window must fit on it).
+        head: what the network outputs (a :class:`~scalar_ml.models.head.Head` or a mapping of
+            its fields, e.g. ``{outputs: 1, activation: sigmoid, per_site: true}``); ``None``: the
+            task's head (:meth:`scalar_ml.tasks.Task.head`).
         optimizer, scheduler, scheduler_monitor, scheduler_interval: as for ``LatticeModule``.
 
     Raises:
@@ -50,7 +55,7 @@ def searchable_module(
     """
     from scalar_ml.training.module import LatticeModule
 
-    spec = arch_spec(arch, family, task=task, lattice_size=lattice_size)
+    spec = arch_spec(arch, family, task=task, head=head, lattice_size=lattice_size)
     log.info("searchable %s network: %s", family, spec["description"])
     return LatticeModule(
         task=task,

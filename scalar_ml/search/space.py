@@ -32,15 +32,41 @@ layer list in the format of :mod:`scalar_ml.models.spec`. Keys (slots ``i = 0 �
     dense layer) is set to true/false (``null``: follow ``bias``). The seed's detection winners
     mix them (SPEC §6); the counting winners have no bias at all.
 
-The task adds the output: its head (:meth:`scalar_ml.tasks.Task.head`: observables 2 targets,
-detection and counting 1; detection ends in a sigmoid like the seed's presets). Each of the seed's 15 Optuna winners is a point of this space
-(tests rebuild all of them), for instance the 1st EQ counting network:
+The output is given either by ``task`` (its head, :meth:`scalar_ml.tasks.Task.head`: observables 2
+targets, detection and counting 1; detection ends in a sigmoid like the seed's presets) or,
+task-independently, by a
+:class:`~scalar_ml.models.head.Head` (``head=``; it wins when both are given, ``task`` is then only
+recorded in the spec). A head with ``per_site = True`` gives a site-output network
+(``output: site``, ``(B, outputs, Nt, Nx)``) from the same keys, no key added:
+
+- eq / st: ``global_pool`` is ignored (nothing is reduced) and the dense layers become pointwise:
+  each of the ``n_linear`` dense layers is a 1×1 convolution (the same weights applied at every
+  site) of width ``linear_<j>``, the last with ``outputs`` channels, with the same bias groups and
+  activations; ``n_linear = 0`` lets the last convolution give the ``outputs`` channels as before.
+- st: after the pointwise layers, one ``{type: upsample, factor: 2^p}`` (``p`` = number of pooled
+  slots) restores the input lattice by copying each coarse site to its ``2^p × 2^p`` block, so an
+  st site network predicts on the coarse lattice and is equivariant under shifts by multiples of
+  ``2^p`` (on lattices ``2^p`` divides; others are refused, naming the pooling). The pointwise
+  layers commute with nearest upsampling, so placing them before it is the same network at a
+  quarter of the cost per pooling.
+- fl: the output dense layer gives ``outputs·Nt·Nx`` features on the ``lattice_size`` lattice, and
+  ``{type: unflatten, channels: outputs}`` reshapes them to ``(B, outputs, Nt, Nx)``.
+
+Each of the seed's 15 Optuna winners is a point of this space (tests rebuild all of them), for
+instance the 1st EQ counting network:
 
 >>> arch = {"n_conv": 4, "kernel_0": 1, "channels_0": 32, "kernel_1": 2, "channels_1": 8,
 ...         "kernel_2": 2, "channels_2": 16, "kernel_3": 1, "channels_3": 8,
 ...         "global_pool": "sum", "n_linear": 1, "bias": False}
 >>> print(describe_layers(arch_layers(arch, 'eq', task='counting')))
 Conv1x1(4,32) Conv2x2(32,8) Conv2x2(8,16) Conv1x1(16,8) GlobalSumPool Linear(8,1) no-bias
+
+and the same point with one sigmoid output per site, as an st network pooling once:
+
+>>> from scalar_ml.models.head import Head
+>>> print(describe_layers(arch_layers({**arch, "pool_1": "avg"}, "st",
+...                                   head=Head(1, "sigmoid", per_site=True))))
+Conv1x1(4,32) Conv2x2(32,8) AvgPool Conv2x2(8,16) Conv1x1(16,8) Conv1x1(8,1) Upsample2x2 Sigmoid no-bias
 
 :func:`arch_spec` also checks a point on the training lattice: a kernel or pooling window larger
 than the lattice it meets raises :class:`InvalidArchitectureError` (a ``ValueError``) naming the
@@ -53,7 +79,8 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from scalar_ml.models.spec import FAMILIES, SpecError, parse_layer, to_plain
+from scalar_ml.models.head import Head
+from scalar_ml.models.spec import FAMILIES, Flatten, SpecError, parse_layer, to_plain
 
 __all__ = [
     "ARCH_DEFAULTS",
@@ -66,6 +93,7 @@ __all__ = [
     "arch_spec",
     "describe_layers",
     "normalise_arch",
+    "resolve_head",
 ]
 
 #: Convolution slots of the space (the seed's winners use 2 … 5 convolutions).
@@ -142,23 +170,53 @@ def normalise_arch(arch: Mapping[str, Any]) -> dict[str, Any]:
     return {**ARCH_DEFAULTS, **plain}
 
 
-def arch_layers(arch: Mapping[str, Any], family: str, *, task: str) -> list[dict[str, Any]]:
-    """The layer specs (:mod:`scalar_ml.models.spec` format) of the point ``arch`` for ``task``.
+def resolve_head(task: str | None = None, head: Head | Mapping[str, Any] | None = None) -> Head:
+    """The output of a point: ``head`` when given (a :class:`Head` or a mapping of its fields),
+    else the task's (:meth:`scalar_ml.tasks.Task.head`).
 
-    Raises :class:`InvalidArchitectureError` for values outside the space or points the family
-    does not allow (pooling in ``eq``, no dense layer in ``fl``). Unused slots are ignored.
+    >>> resolve_head('detection')
+    Head(outputs=1, activation='sigmoid', per_site=False)
+    >>> resolve_head()
+    Traceback (most recent call last):
+    ...
+    scalar_ml.search.space.InvalidArchitectureError: give task or head (what the network outputs)
+    """
+    if head is not None:
+        try:
+            return Head.parse(head)
+        except SpecError as exc:
+            raise InvalidArchitectureError(str(exc)) from exc
+    if task is None:
+        raise InvalidArchitectureError("give task or head (what the network outputs)")
+    from scalar_ml.tasks import get_task
+
+    try:
+        return get_task(task).head()
+    except ValueError as exc:
+        raise InvalidArchitectureError(str(exc)) from None
+
+
+def arch_layers(
+    arch: Mapping[str, Any],
+    family: str,
+    *,
+    task: str | None = None,
+    head: Head | Mapping[str, Any] | None = None,
+    lattice_size: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
+    """The layer specs (:mod:`scalar_ml.models.spec` format) of the point ``arch``.
+
+    The output is ``head``'s, or ``task``'s (:func:`resolve_head`). ``lattice_size = (nt, nx)`` is
+    needed only by an fl network with a per-site head (its output layer has ``outputs·nt·nx``
+    features). Raises :class:`InvalidArchitectureError` for values outside the space or points the
+    family does not allow (pooling in ``eq``, no dense layer in ``fl``). Unused slots are ignored.
     """
     if family not in FAMILIES:
         raise InvalidArchitectureError(
             f"unknown family {family!r}; expected one of {list(FAMILIES)}"
         )
-    from scalar_ml.tasks import get_task
-
-    try:
-        head = get_task(task).head()
-    except ValueError as exc:
-        raise InvalidArchitectureError(str(exc)) from None
-    n_outputs, output_activation = head.outputs, head.activation
+    resolved = resolve_head(task, head)
+    n_outputs, output_activation = resolved.outputs, resolved.activation
     a = normalise_arch(arch)
     n_conv = _int_in(a, "n_conv", 1, MAX_CONV)
     n_linear = _int_in(a, "n_linear", 0, MAX_LINEAR)
@@ -176,7 +234,13 @@ def arch_layers(arch: Mapping[str, Any], family: str, *, task: str) -> list[dict
             "arch.n_linear = 0 is not possible for family 'fl' (a flattened network needs at "
             "least the output dense layer)"
         )
+    if family == "fl" and resolved.per_site and lattice_size is None:
+        raise InvalidArchitectureError(
+            "an fl network with a per-site head needs lattice_size = (nt, nx) (its output dense "
+            "layer gives outputs·nt·nx features)"
+        )
     layers: list[dict[str, Any]] = []
+    n_pools = 0
     for i in range(n_conv):
         last = i == n_conv - 1
         channels = n_outputs if last and n_linear == 0 else _int_in(a, f"channels_{i}", 1)
@@ -198,19 +262,31 @@ def arch_layers(arch: Mapping[str, Any], family: str, *, task: str) -> list[dict
                     "'st' or 'fl', or pool_<i> = none)"
                 )
             layers.append({"type": f"{pool}_pool", "kernel": 2, "stride": 2})
+            n_pools += 1
+    # Dense layers: on the reduced features, or (site output of eq/st) pointwise 1×1 convolutions.
+    pointwise = resolved.per_site and family != "fl"
+    dense: dict[str, Any] = {"type": "conv", "kernel": 1} if pointwise else {"type": "linear"}
     if family == "fl":
         layers.append({"type": "flatten"})
-    else:
+    elif not resolved.per_site:
         layers.append({"type": "global_pool", "mode": _one_of(a, "global_pool", GLOBAL_POOLS)})
     linear_activation = _flag(a, "linear_activation")
     for j in range(n_linear - 1):
         layers.append(
-            {"type": "linear", "out": _int_in(a, f"linear_{j}", 1), "bias": bias_of("bias_hidden")}
+            {**dense, "out": _int_in(a, f"linear_{j}", 1), "bias": bias_of("bias_hidden")}
         )
         if linear_activation:
             layers.append(dict(act))
     if n_linear > 0:
-        layers.append({"type": "linear", "out": n_outputs, "bias": bias_of("bias_out")})
+        if family == "fl" and resolved.per_site:
+            assert lattice_size is not None  # checked above
+            sites = int(lattice_size[0]) * int(lattice_size[1])
+            layers.append({**dense, "out": n_outputs * sites, "bias": bias_of("bias_out")})
+            layers.append({"type": "unflatten", "channels": n_outputs})
+        else:
+            layers.append({**dense, "out": n_outputs, "bias": bias_of("bias_out")})
+    if pointwise and n_pools:
+        layers.append({"type": "upsample", "factor": 2**n_pools})
     if output_activation is not None:
         layers.append({"type": "activation", "name": output_activation})
     for index, layer in enumerate(layers):  # activation names and values, as the builder will
@@ -225,25 +301,33 @@ def arch_spec(
     arch: Mapping[str, Any],
     family: str,
     *,
-    task: str,
+    task: str | None = None,
+    head: Head | Mapping[str, Any] | None = None,
     lattice_size: Sequence[int],
 ) -> dict[str, Any]:
     """A complete model spec for :func:`scalar_ml.models.build_model`, checked on ``lattice_size``.
 
-    ``lattice_size = (nt, nx)`` is the training lattice: the input size of an fl network and the
-    lattice every kernel and pooling window must fit on. Raises :class:`InvalidArchitectureError`
+    The output is ``head``'s, or ``task``'s (:func:`resolve_head`); ``task``, when given, is
+    recorded in the spec. ``lattice_size = (nt, nx)`` is the training lattice: the input size of an
+    fl network and the lattice every kernel and pooling window must fit on (and, for an st
+    site-output network, that every stride must divide). Raises :class:`InvalidArchitectureError`
     naming the layer that does not fit.
     """
     from scalar_ml.models.builder import trace_lattice
     from scalar_ml.models.families import check_family
     from scalar_ml.models.spec import format_size
 
-    layers = arch_layers(arch, family, task=task)
+    resolved = resolve_head(task, head)
     size = (int(lattice_size[0]), int(lattice_size[1]))
+    layers = arch_layers(arch, family, head=resolved, lattice_size=size)
     parsed = [parse_layer(index, layer) for index, layer in enumerate(layers)]
     try:
-        check_family(family, parsed)
-        trace = trace_lattice(parsed, size)
+        check_family(family, parsed, resolved.output)
+        trace_lattice(parsed, size)
+        flatten = next((layer.index for layer in parsed if isinstance(layer, Flatten)), None)
+        flattened_size = (
+            trace_lattice(parsed[: flatten + 1], size).output_size if flatten is not None else None
+        )
     except InvalidArchitectureError:
         raise
     except SpecError as exc:
@@ -251,12 +335,15 @@ def arch_spec(
             f"the sampled architecture {describe_layers(layers)} does not fit the "
             f"{format_size(size)} training lattice: {exc}"
         ) from exc
-    spec: dict[str, Any] = {
-        "family": family,
-        "task": task,
-        "layers": layers,
-        "description": describe_layers(layers, flattened_size=trace.output_size),
-    }
+    spec: dict[str, Any] = {"family": family}
+    if task is not None:
+        spec["task"] = task
+    spec.update(
+        layers=layers,
+        description=describe_layers(layers, flattened_size=flattened_size, lattice_size=size),
+    )
+    if resolved.per_site:
+        spec["output"] = resolved.output
     if family == "fl":
         spec["input_size"] = list(size)
     return spec
@@ -266,15 +353,19 @@ def describe_layers(
     layers: Sequence[Mapping[str, Any]],
     in_channels: int = 4,
     flattened_size: Sequence[int] | None = None,
+    lattice_size: Sequence[int] | None = None,
 ) -> str:
     """One line in the notation of the seed's slides, activations implied.
 
     An activation is implied after every convolution and hidden dense layer; where there is none,
-    the layer is marked ``[no act]``; a non-LeakyReLU activation is named once at the end
-    (``act=gelu``). Bias-free layers are starred as on the slides (``Conv*``), or ``no-bias`` is
-    appended when no layer has a bias. The number of flattened features is ``C·h·w`` with
-    ``flattened_size = (h, w)``, the lattice reaching the flatten (``?`` when not given). A final
-    sigmoid is written ``Sigmoid``.
+    the layer is marked ``[no act]`` (the output layer, the last dense layer or, in a network
+    without reduction, the last convolution, needs none); a non-LeakyReLU activation is named once
+    at the end (``act=gelu``). Bias-free layers are starred as on the slides (``Conv*``), or
+    ``no-bias`` is appended when no layer has a bias. The number of flattened features is ``C·h·w``
+    with ``flattened_size = (h, w)``, the lattice reaching the flatten (``?`` when not given). A
+    final sigmoid is written ``Sigmoid``. Upsampling by ``f_t × f_x`` is ``Upsample<f_t>x<f_x>``;
+    an unflatten to ``C`` channels on the ``lattice_size = (h, w)`` input lattice is
+    ``Unflatten(C,h,w)`` (``?`` for what is not known).
 
     >>> describe_layers([{"type": "conv", "kernel": 2, "out": 4, "bias": False},
     ...                  {"type": "activation", "name": "leaky_relu"},
@@ -288,6 +379,8 @@ def describe_layers(
     activations: set[str] = set()
     channels: int | None = in_channels
     n = len(layers)
+    reduced = any(layer["type"] in ("global_pool", "flatten") for layer in layers)
+    output_kinds = ("linear",) if reduced else ("linear", "conv")
     for index, layer in enumerate(layers):
         kind = layer["type"]
         following = layers[index + 1]["type"] if index + 1 < n else None
@@ -302,8 +395,8 @@ def describe_layers(
                 text = f"Linear({'?' if channels is None else channels},{layer['out']})"
             channels = int(layer["out"])
             parts.append(text + ("" if bias else "*"))
-            is_output = kind == "linear" and not any(
-                later["type"] == "linear" for later in layers[index + 1 :]
+            is_output = kind in output_kinds and not any(
+                later["type"] in output_kinds for later in layers[index + 1 :]
             )
             if following != "activation" and not is_output:
                 parts[-1] += "[no act]"
@@ -317,6 +410,17 @@ def describe_layers(
                 channels = None
             else:
                 channels *= int(flattened_size[0]) * int(flattened_size[1])
+        elif kind == "upsample":
+            f = layer["factor"]
+            ft, fx = (f, f) if isinstance(f, int) else f
+            parts.append(f"Upsample{ft}x{fx}")
+        elif kind == "unflatten":
+            h, w = ("?", "?") if lattice_size is None else (lattice_size[0], lattice_size[1])
+            out_channels = layer.get("channels")
+            if out_channels is None and channels is not None and lattice_size is not None:
+                out_channels = channels // (int(lattice_size[0]) * int(lattice_size[1]))
+            parts.append(f"Unflatten({'?' if out_channels is None else out_channels},{h},{w})")
+            channels = None if out_channels is None else int(out_channels)
         elif kind == "activation":
             if index == n - 1 and layer.get("name") == "sigmoid":
                 parts.append("Sigmoid")

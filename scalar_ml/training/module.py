@@ -155,10 +155,9 @@ class LatticeModule(L.LightningModule):
     def _check_head(self, preset: str | None) -> None:
         """The network's output must be what the task needs (its number of outputs, per site or not)."""
         head = self.task.head()
-        per_site = bool(getattr(self.net, "per_site", False))
-        if self.net.out_features != head.outputs or per_site != head.per_site:
+        if self.net.out_features != head.outputs or self.net.output != head.output:
             label = preset or "the custom network"
-            what = "output channel(s) per site" if per_site else "output(s) per configuration"
+            what = f"output(s) per {self.net.output}"
             raise ValueError(
                 f"{label} has {self.net.out_features} {what} but task {self.task.name!r} needs "
                 f"{head.describe()} ({', '.join(self.target_names)}); choose a "
