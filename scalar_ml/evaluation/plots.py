@@ -511,14 +511,20 @@ def make_figures(df: pd.DataFrame, checkpoints: pd.DataFrame) -> list[Figure]:
 
 
 def write_figures(
-    df: pd.DataFrame, checkpoints: pd.DataFrame, plot_dir: Path, *, dpi: int = 110
+    df: pd.DataFrame,
+    checkpoints: pd.DataFrame,
+    plot_dir: Path,
+    *,
+    dpi: int = 110,
+    figures: Sequence[Figure] | None = None,
 ) -> list[Figure]:
-    """:func:`make_figures`, each saved as ``plot_dir/<stem>.png`` with ``<stem>.csv`` beside it.
+    """:func:`make_figures` (or the given ``figures``), each saved as ``plot_dir/<stem>.png`` with
+    ``<stem>.csv`` beside it.
 
     The figures stay open (for the loggers); close them with ``plt.close(fig.figure)``.
     """
     plot_dir.mkdir(parents=True, exist_ok=True)
-    figures = make_figures(df, checkpoints)
+    figures = make_figures(df, checkpoints) if figures is None else list(figures)
     for fig in figures:
         fig.png = plot_dir / f"{fig.stem}.png"
         fig.figure.savefig(fig.png, dpi=dpi)

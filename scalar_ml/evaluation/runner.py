@@ -435,9 +435,13 @@ def plan_evaluation(cfg: DictConfig) -> EvaluationPlan:
     )
 
 
-def evaluate_cells(plan: EvaluationPlan) -> pd.DataFrame:
-    """The tidy table: every checkpoint on every cell of its task's grid (sampling missing ensembles)."""
+def evaluate_cells(plan: EvaluationPlan) -> tuple[pd.DataFrame, list[Any]]:
+    """The tidy table: every checkpoint on every cell of its task's grid (sampling missing
+    ensembles); and the task's example figures (:meth:`~scalar_ml.tasks.Task.example_figures`) of
+    the grid's first and last lattice per checkpoint (its first point, its largest worm count)."""
     from tqdm.auto import tqdm
+
+    from scalar_ml.evaluation.plots import _slug
 
     records, modules, grids = plan.records, plan.modules, plan.grids
     progress = plan.cfg.get("progress")
@@ -445,6 +449,7 @@ def evaluate_cells(plan: EvaluationPlan) -> pd.DataFrame:
     total = sum(len(g.cells()) * sum(r.task == t for r in records) for t, g in grids.items())
     bar = tqdm(total=total, desc="evaluate", unit="cell", disable=not show)
     rows: list[dict[str, Any]] = []
+    examples: list[Any] = []
     try:
         for task, grid in grids.items():
             mine = [(r, m) for r, m in zip(records, modules, strict=True) if r.task == task]
@@ -481,14 +486,28 @@ def evaluate_cells(plan: EvaluationPlan) -> pd.DataFrame:
                                  "n_configs": len(data), "status": "ok", "note": note}
                                 for name, value, se in cell_metrics(task, pred, raw, data.targets)
                             )  # fmt: skip
+                            if (
+                                params == grid.points[0]
+                                and worms == max(grid.worms)
+                                and lattice in (grid.lattices[0], grid.lattices[-1])
+                            ):
+                                lat = format_lattice(lattice)
+                                examples += get_task(task).example_figures(
+                                    data.inputs, data.targets, pred,
+                                    label=f"{rec.label}, {lat}, {get_theory().label(params)}, "
+                                    f"{worms} worms",
+                                    stem=f"examples_{_slug(rec.label)}_{lat}",
+                                )  # fmt: skip
                         bar.update(1)
                     bar.set_postfix_str(f"{format_lattice(lattice)} {get_theory().label(params)}")
     finally:
         bar.close()
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(rows, columns=list(COLUMNS)), examples
 
 
-def write_outputs(plan: EvaluationPlan, df: pd.DataFrame) -> dict[str, Any]:
+def write_outputs(
+    plan: EvaluationPlan, df: pd.DataFrame, examples: Sequence[Any] = ()
+) -> dict[str, Any]:
     """Tables, grids, config and figures into the run directory; figures and summary to the loggers."""
     cfg, output_dir, records, loggers = plan.cfg, plan.output_dir, plan.records, plan.loggers
     ck = pd.DataFrame(
@@ -520,15 +539,22 @@ def write_outputs(plan: EvaluationPlan, df: pd.DataFrame) -> dict[str, Any]:
         from scalar_ml.evaluation.plots import _plt, write_figures
 
         plt = _plt()
-        figures = write_figures(df, ck, output_dir / "plots", dpi=int(cfg.get("dpi", 110)))
+        dpi = int(cfg.get("dpi", 110))
+        figures = write_figures(df, ck, output_dir / "plots", dpi=dpi)
+        figures += write_figures(df, ck, output_dir / "plots", dpi=dpi, figures=examples)
         figure_files = [str(fig.png) for fig in figures]
         try:
             _log_outputs(loggers, figures, summary, text)
         finally:
             for fig in figures:
                 plt.close(fig.figure)
-    elif loggers:
-        _log_outputs(loggers, [], summary, text)
+    else:
+        if loggers:
+            _log_outputs(loggers, [], summary, text)
+        from scalar_ml.evaluation.plots import _plt
+
+        for fig in examples:
+            _plt().close(fig.figure)
     if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
         _finish_wandb()
     return {
@@ -555,8 +581,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         len(plan.records),
         ", ".join(f"{g.name or t} ({len(g.cells())} cells)" for t, g in plan.grids.items()),
     )
-    df = evaluate_cells(plan)
-    result = write_outputs(plan, df)
+    df, examples = evaluate_cells(plan)
+    result = write_outputs(plan, df, examples)
     elapsed = time.perf_counter() - t_start
     log.info(
         "wrote %s (%d rows) in %.1f s\n%s",

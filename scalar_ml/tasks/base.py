@@ -285,3 +285,14 @@ class Task:
         from scalar_ml.evaluation import plots
 
         return (plots.loss_vs_size, plots.loss_maps)
+
+    def example_figures(
+        self, inputs: np.ndarray, targets: np.ndarray, pred: np.ndarray, *, label: str, stem: str
+    ) -> list[Figure]:
+        """Figures of single examples of one evaluation cell (default: none).
+
+        The evaluation calls this per checkpoint for the grid's first and last lattice, with the
+        configurations, targets and predictions of the cell with the grid's first physics point and
+        its largest worm count; ``label`` describes checkpoint and cell, ``stem`` is the file stem.
+        """
+        return []
