@@ -118,7 +118,9 @@ class LatticeModule(L.LightningModule):
                 f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
         self.target_names = self.task.targets
-        self.net = build_model(self._resolve_spec(preset, family, layers, input_size, spec))
+        self.net = build_model(
+            self._resolve_spec(preset, family, layers, input_size, spec, self.task.head().output)
+        )
         self._check_head(preset)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -171,6 +173,7 @@ class LatticeModule(L.LightningModule):
         layers: Sequence[Mapping[str, Any]] | None,
         input_size: Sequence[int] | None,
         spec: Mapping[str, Any] | None,
+        output: str,
     ) -> dict[str, Any]:
         if spec is not None:
             if layers is not None:
@@ -195,7 +198,8 @@ class LatticeModule(L.LightningModule):
             )
         if family is None:
             raise ValueError("model.family (eq, st or fl) is required with model.layers")
-        out: dict[str, Any] = {"family": family, "layers": to_plain(layers)}
+        # a hand-written layer list returns what the task needs (per configuration or per site)
+        out: dict[str, Any] = {"family": family, "layers": to_plain(layers), "output": output}
         if input_size is not None:
             out["input_size"] = list(to_plain(input_size))
         return out
