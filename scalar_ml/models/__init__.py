@@ -1,12 +1,15 @@
-"""EQ / ST / FL networks on ``(B, 4, Nt, Nx)`` lattice configurations, built from layer specs.
+"""EQ / ST / FL (and EQR) networks on ``(B, 4, Nt, Nx)`` lattice configurations, built from layer specs.
 
 - :mod:`~scalar_ml.models.spec`: the YAML/JSON-friendly layer-spec format and its validation;
 - :mod:`~scalar_ml.models.layers`: periodic convolution (size-keeping for any kernel, even ones
   included), periodic local pooling, global avg/max/sum pooling, activations;
 - :mod:`~scalar_ml.models.families`: the eq / st / fl rules;
+- :mod:`~scalar_ml.models.group`: family eqr, equivariant under translations and a point group
+  (reflections, t↔x swap, charge conjugation): lifting and group convolutions, group pooling;
 - :mod:`~scalar_ml.models.builder`: :func:`build_model` -> :class:`LatticeNet`;
 - :mod:`~scalar_ml.models.presets`: the seed's 15 Optuna winners in ``conf/presets/``;
-- :mod:`~scalar_ml.models.equivariance`: :func:`translation_error`, the symmetry contract.
+- :mod:`~scalar_ml.models.equivariance`: :func:`translation_error` and :func:`symmetry_error`,
+  the symmetry contracts.
 
 ``python -m scalar_ml.models`` lists the presets (``--json`` for machines).
 
@@ -23,7 +26,13 @@ from scalar_ml.models.builder import (
     count_parameters,
     trace_lattice,
 )
-from scalar_ml.models.equivariance import lattice_shifts, translation_error, translation_errors
+from scalar_ml.models.equivariance import (
+    lattice_shifts,
+    symmetry_error,
+    symmetry_errors,
+    translation_error,
+    translation_errors,
+)
 from scalar_ml.models.families import check_family
 from scalar_ml.models.presets import (
     build_preset,
@@ -51,6 +60,8 @@ __all__ = [
     "preset_path",
     "preset_spec",
     "preset_table",
+    "symmetry_error",
+    "symmetry_errors",
     "trace_lattice",
     "translation_error",
     "translation_errors",
