@@ -33,10 +33,11 @@ periodic convolution whose kernel ``K_h`` is ``w`` moved by ``h``: the coefficie
 ``F_in[c](x + d)`` is ``σ·w[c', j]`` when ``h⁻¹`` maps a unit at ``(c, d)`` to ``σ`` at the
 kernel slot ``(c', j)``. These gathers (index and sign per ``h``) are computed once, at
 construction, by applying the representation to an array of integer labels, so they use exactly
-the maps the physics tests check. The ``|H|`` kernels live on the *hull* of their supports (a 2×2
-kernel reflected through its site covers offsets −1 … 1: hull 3×3; a lifting kernel also sees the
-reflected links one site further back: 1×1 → 2×2, 2×2 → 4×4 with ``T`` and ``P`` in ``H``), and
-one ``conv2d`` call with ``out·|H|`` output channels evaluates all of them. Only ``w`` is a parameter:
+the maps the physics tests check. Each copy ``K_h`` is supported on a moved window: a 2×2 kernel
+reflected through its site covers the offsets −1 … 0 instead of 0 … 1; a lifting kernel also sees
+the reflected links one site further back (its copies need windows up to 2×2 for a 1×1 kernel and
+3×3 for a 2×2 one). One ``conv2d`` call with ``out·|H|`` output channels and a window that fits
+every copy evaluates all of them, and each copy's output is shifted by its window's origin. Only ``w`` is a parameter:
 ``out·in·(|H| for group_conv)·k_t·k_x`` weights, plus one bias per output channel shared by the
 ``|H|`` copies (a constant field is invariant, so the shared bias keeps equivariance).
 
@@ -339,14 +340,15 @@ class KernelGather:
 
     ``index[h, c, e_t, e_x]`` is the flat position in the base weight ``w[o].ravel()`` (or
     ``size``, an appended zero) and ``sign`` the factor, for input channel ``c`` (flattened) and
-    hull position ``e``; hull position ``e`` is the offset ``d = e + lo`` from the output site.
-    ``hull = (h_t, h_x)`` spans the offsets ``lo … lo + hull − 1`` that any moved kernel reaches.
+    window position ``e``. Copy ``h`` sits in a ``window = (w_t, w_x)`` whose position ``e`` is the
+    offset ``d = e + origin[h]`` from the output site: every copy gets the smallest window that
+    holds its own support, all windows have the size of the largest one.
     """
 
     index: np.ndarray
     sign: np.ndarray
-    hull: tuple[int, int]
-    lo: tuple[int, int]
+    window: tuple[int, int]
+    origin: np.ndarray  # (|H|, 2) int64: (t, x) offset of window position 0, per copy
     size: int
 
 
@@ -384,18 +386,18 @@ def group_kernel_gather(
         dt = np.where(dt > patch // 2, dt - patch, dt)
         dx = np.where(dx > patch // 2, dx - patch, dx)
         sources.append((channel, dt, dx, np.arange(size), np.sign(at_slots).ravel()))
-    lo = (min(int(s[1].min()) for s in sources), min(int(s[2].min()) for s in sources))
-    hi = (max(int(s[1].max()) for s in sources), max(int(s[2].max()) for s in sources))
-    hull = (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1)
-    index = np.full((len(group), n_channels, *hull), size, dtype=np.int64)
-    sign = np.zeros((len(group), n_channels, *hull), dtype=np.int64)
+    origin = np.array([(s[1].min(), s[2].min()) for s in sources], dtype=np.int64)
+    extent = np.array([(s[1].max(), s[2].max()) for s in sources]) - origin + 1
+    window = (int(extent[:, 0].max()), int(extent[:, 1].max()))
+    index = np.full((len(group), n_channels, *window), size, dtype=np.int64)
+    sign = np.zeros((len(group), n_channels, *window), dtype=np.int64)
     for h, (channel, dt, dx, slot, sgn) in enumerate(sources):
-        dest = (h, channel, dt - lo[0], dx - lo[1])
+        dest = (h, channel, dt - origin[h, 0], dx - origin[h, 1])
         if np.any(index[dest] != size):
             raise AssertionError("two kernel slots map to one entry: not a permutation")
         index[dest] = slot
         sign[dest] = sgn
-    return KernelGather(index=index, sign=sign, hull=hull, lo=lo, size=size)
+    return KernelGather(index=index, sign=sign, window=window, origin=origin, size=size)
 
 
 # -- torch layers ----------------------------------------------------------------------------------------
@@ -436,10 +438,13 @@ class GroupConv2d(nn.Module):
         in_shape = (4,) if lifting else (in_channels, len(group))
         action = configuration_action if lifting else regular_action(group)
         gather = group_kernel_gather(group, action, in_shape, self.kernel_size)
-        self.hull = gather.hull
-        # circular padding (left, right) per axis: output site x sees offsets lo … lo + hull − 1
-        self.pad_t = (-gather.lo[0], gather.hull[0] - 1 + gather.lo[0])
-        self.pad_x = (-gather.lo[1], gather.hull[1] - 1 + gather.lo[1])
+        self.window = gather.window
+        # conv2d on the input padded by window − 1 on the right gives y_h(x) = Σ_e K_h[e] in(x + e);
+        # copy h is y_h(x + origin_h), a shift per copy (none when all origins agree)
+        self.pad_t = (0, self.window[0] - 1)
+        self.pad_x = (0, self.window[1] - 1)
+        self._origin = gather.origin
+        self._shifted = bool(np.any(gather.origin != gather.origin[0]))
         self.weight = nn.Parameter(torch.empty(out_channels, *in_shape, *self.kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.register_buffer("_index", torch.from_numpy(gather.index.reshape(-1)), persistent=False)
@@ -460,11 +465,14 @@ class GroupConv2d(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def kernels(self) -> torch.Tensor:
-        """The moved kernels ``(out·|H|, in_flat, h_t, h_x)``, output channel ``o·|H| + h``."""
+        """The moved kernels ``(out·|H|, in_flat, w_t, w_x)``, output channel ``o·|H| + h``.
+
+        Window position ``e`` of copy ``h`` is the offset ``e + origin_h`` (see :class:`KernelGather`).
+        """
         w = self.weight.reshape(self.out_channels, -1)
         w = torch.cat([w, w.new_zeros(self.out_channels, 1)], dim=1)
         k = w[:, self._index] * self._sign.to(w.dtype)
-        return k.reshape(self.out_channels * len(self.group), self._in_flat, *self.hull)
+        return k.reshape(self.out_channels * len(self.group), self._in_flat, *self.window)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n_group = len(self.group)
@@ -472,15 +480,23 @@ class GroupConv2d(nn.Module):
         x = x.reshape(batch, self._in_flat, nt, nx)
         x = _circular_pad(x, self.pad_t, self.pad_x)
         bias = None if self.bias is None else self.bias.repeat_interleave(n_group)
-        out = F.conv2d(x, self.kernels(), bias)
-        return out.reshape(batch, self.out_channels, n_group, nt, nx)
+        out = F.conv2d(x, self.kernels(), bias).reshape(batch, self.out_channels, n_group, nt, nx)
+        if not self._shifted:
+            shift = (-int(self._origin[0, 0]), -int(self._origin[0, 1]))
+            return out.roll(shift, dims=(-2, -1)) if any(shift) else out
+        # out[..., h, t, x] <- y_h(t + origin_t[h], x + origin_x[h])
+        copies = [
+            out[:, :, h].roll((-int(dt), -int(dx)), dims=(-2, -1))
+            for h, (dt, dx) in enumerate(self._origin)
+        ]
+        return torch.stack(copies, dim=2)
 
     def extra_repr(self) -> str:
         kind = "lifting" if self.lifting else "group"
         return (
             f"{kind}, group=<{', '.join(self.group.generator_names)}> (|H| = {len(self.group)}), "
             f"in={self.in_channels}, out={self.out_channels}, kernel_size={self.kernel_size}, "
-            f"hull={self.hull}, bias={self.bias is not None}, periodic"
+            f"window={self.window}, bias={self.bias is not None}, periodic"
         )
 
 

@@ -93,7 +93,7 @@ def test_a_wrong_link_transformation_is_caught() -> None:
     assert symmetry_error(net, x) <= 1e-12
     lift = net.layers[0]
     assert isinstance(lift, GroupConv2d) and lift.lifting
-    assert lift.hull == (2, 2)  # the 1×1 kernel's reflected copies see the links one site back
+    assert lift.window == (2, 2)  # the 1×1 kernel's reflected copies see the links one site back
     lift._sign.copy_(lift._sign.abs())  # corrupt: ignore that k changes sign on reflected links
     assert symmetry_error(net, x, ["P"]) > 1e-3
     assert symmetry_error(net, x, ["TC"]) > 1e-3
@@ -104,7 +104,7 @@ def test_kernels_are_moved_copies_of_one_weight() -> None:
     conv = GroupConv2d(group, 2, 3, (2, 2), lifting=False, bias=True)
     assert count_parameters(conv) == 3 * 2 * 4 * 2 * 2 + 3
     kernels = conv.kernels()
-    assert kernels.shape == (3 * 4, 2 * 4, 3, 3)
+    assert kernels.shape == (3 * 4, 2 * 4, 2, 2)  # each moved copy fits a 2×2 window
     weights = conv.weight.detach().abs().flatten().sort().values
     for h in range(4):  # every copy holds each base weight exactly once (up to sign)
         copy = kernels[h::4].detach().abs().flatten()
