@@ -161,6 +161,11 @@ def arch_layers(arch: Mapping[str, Any], family: str, *, task: str) -> list[dict
         raise InvalidArchitectureError(
             f"unknown family {family!r}; expected one of {list(FAMILIES)}"
         )
+    if family == "eqr":  # lift_conv / group_conv / group_pool layers: not points of this space
+        raise InvalidArchitectureError(
+            "family 'eqr' has no architecture search space (this space builds plain "
+            "convolutions); train its presets with model=eqr or model.preset=<task>/eqr..."
+        )
     if task not in TASK_HEADS:
         raise InvalidArchitectureError(f"unknown task {task!r}; expected one of {list(TASK_HEADS)}")
     n_outputs, output_activation = TASK_HEADS[task]
