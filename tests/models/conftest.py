@@ -42,6 +42,11 @@ def seed_parameter_counts() -> dict[str, int]:
 
 
 @pytest.fixture
+def eqr_parameter_counts() -> dict[str, tuple[int, str]]:
+    return dict(EQR_PARAMETER_COUNTS)
+
+
+@pytest.fixture
 def preset_parameter_counts() -> dict[str, int]:
     """Every preset: the seed's 15 winners and the eqr presets."""
     return {**SEED_PARAMETER_COUNTS, **{k: v[0] for k, v in EQR_PARAMETER_COUNTS.items()}}

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import EQR_PARAMETER_COUNTS
 
 from scalar_ml.models import (
     SpecError,
@@ -116,9 +115,11 @@ def test_kernels_are_moved_copies_of_one_weight() -> None:
 
 
 # -- presets ----------------------------------------------------------------------------------------------
-def test_eqr_presets_and_their_parameter_counts(seed_parameter_counts: dict[str, int]) -> None:
-    assert sorted(EQR_PRESETS) == sorted(EQR_PARAMETER_COUNTS)
-    for name, (count, mirrored) in EQR_PARAMETER_COUNTS.items():
+def test_eqr_presets_and_their_parameter_counts(
+    seed_parameter_counts: dict[str, int], eqr_parameter_counts: dict[str, tuple[int, str]]
+) -> None:
+    assert sorted(EQR_PRESETS) == sorted(eqr_parameter_counts)
+    for name, (count, mirrored) in eqr_parameter_counts.items():
         model = build_preset(name)
         assert model.family == "eqr" and model.group is not None
         assert count_parameters(model) == count, name

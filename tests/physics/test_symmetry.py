@@ -466,3 +466,28 @@ def test_same_test_rejects_elements_that_are_no_symmetries(
             assert worst(ens, g) > 2 * N_SIGMA, g.name
         elif g.is_symmetry(0.5, Lattice(6, 6)):
             assert worst(ens, g) <= N_SIGMA, g.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("eta", "mu", "nt", "nx"),
+    [(4.01, 1.0, 60, 4), (4.25, 1.0, 8, 8), (4.01, 1.5, 8, 8)],
+    ids=["task1-60x4", "task23-a-8x8", "task23-b-8x8"],
+)
+def test_training_points_are_symmetric_under_p_and_tc(
+    eta: float, mu: float, nt: int, nx: int
+) -> None:
+    """The tasks' own physics points: <P, TC> holds, T and C (mu -> -mu) are rejected."""
+    ens = generate_ensemble(PhysicsParams(eta, 1.0, mu), Lattice(nt, nx), 8000, 21, n_chains=8)
+    for g in ALL_ELEMENTS[1:]:
+        if g.swap:
+            continue
+        stats = asymmetry(ens, g)
+        assert stats, g.name
+        z = max(abs(mean) / err for mean, err, _ in stats.values())
+        if g.is_symmetry(mu, Lattice(nt, nx)):
+            for name, (_, err, std) in stats.items():
+                assert N_SIGMA * err <= RESOLUTION * std, f"{g.name}, {name}: too little power"
+            assert z <= N_SIGMA, g.name
+        else:
+            assert z > 5 * N_SIGMA, g.name
