@@ -1,4 +1,4 @@
-"""EQ / ST / FL networks on ``(B, 4, Nt, Nx)`` lattice configurations, built from layer specs.
+"""EQ / ST / FL (and EQR) networks on ``(B, 4, Nt, Nx)`` lattice configurations, built from layer specs.
 
 A network returns one vector per configuration, ``(B, C)`` (``output: configuration``, the default),
 or a field on the input lattice, ``(B, C, Nt, Nx)`` (``output: site``).
@@ -8,9 +8,12 @@ or a field on the input lattice, ``(B, C, Nt, Nx)`` (``output: site``).
   included), periodic local pooling, global avg/max/sum pooling, nearest upsampling, activations;
 - :mod:`~scalar_ml.models.families`: the eq / st / fl rules, for either output;
 - :mod:`~scalar_ml.models.head`: :class:`Head`, what the output looks like (for the search space);
+- :mod:`~scalar_ml.models.group`: family eqr, equivariant under translations and a point group
+  (reflections, t↔x swap, charge conjugation): lifting and group convolutions, group pooling;
 - :mod:`~scalar_ml.models.builder`: :func:`build_model` -> :class:`LatticeNet`;
 - :mod:`~scalar_ml.models.presets`: the seed's 15 Optuna winners in ``conf/presets/``;
-- :mod:`~scalar_ml.models.equivariance`: :func:`translation_error`, the symmetry contract.
+- :mod:`~scalar_ml.models.equivariance`: :func:`translation_error` and :func:`symmetry_error`,
+  the symmetry contracts.
 
 ``python -m scalar_ml.models`` lists the presets (``--json`` for machines).
 
@@ -27,7 +30,13 @@ from scalar_ml.models.builder import (
     count_parameters,
     trace_lattice,
 )
-from scalar_ml.models.equivariance import lattice_shifts, translation_error, translation_errors
+from scalar_ml.models.equivariance import (
+    lattice_shifts,
+    symmetry_error,
+    symmetry_errors,
+    translation_error,
+    translation_errors,
+)
 from scalar_ml.models.families import check_family
 from scalar_ml.models.head import Head
 from scalar_ml.models.presets import (
@@ -58,6 +67,8 @@ __all__ = [
     "preset_path",
     "preset_spec",
     "preset_table",
+    "symmetry_error",
+    "symmetry_errors",
     "trace_lattice",
     "translation_error",
     "translation_errors",

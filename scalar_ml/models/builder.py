@@ -63,6 +63,7 @@ import torch
 from torch import nn
 
 from scalar_ml.models.families import check_family
+from scalar_ml.models.group import GroupConvSpec, GroupPool, build_group_layer, parse_group
 from scalar_ml.models.layers import (
     GlobalPool2d,
     LatticePool2d,
@@ -89,6 +90,7 @@ from scalar_ml.models.spec import (
     parse_output,
     to_plain,
 )
+from scalar_ml.physics.symmetry import SymmetryGroup
 
 __all__ = [
     "FloorPoolingWarning",
@@ -152,7 +154,7 @@ def trace_lattice(layers: Sequence[LayerSpec], input_size: tuple[int, int]) -> L
             size = [size[a] * layer.factor[a] for a in (0, 1)]
             scale = [scale[a] / layer.factor[a] for a in (0, 1)]
             continue
-        if not isinstance(layer, Conv | LocalPool):
+        if not isinstance(layer, Conv | LocalPool | GroupConvSpec):
             continue
         if layer.kernel[0] > size[0] or layer.kernel[1] > size[1]:
             raise SpecError(
@@ -201,11 +203,14 @@ class LatticeNet(nn.Module):
         out_features: int,
         spec: dict[str, Any],
         output: str = "configuration",
+        group: SymmetryGroup | None = None,
     ) -> None:
         super().__init__()
         self.layers = nn.Sequential(*modules)
         self.family = family
         self.output = output
+        # eqr: the point group the network is invariant under (scalar_ml.models.group); else None
+        self.group = group
         self.in_channels = in_channels
         self.input_size = input_size if family == "fl" else None
         self.out_features = out_features
@@ -356,7 +361,7 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
         raise SpecError(f"model spec: unknown key(s) {unknown}; allowed: {list(MODEL_KEYS)}")
     family = raw.get("family")
     if not isinstance(family, str):
-        raise SpecError(f"model spec: 'family' must be one of eq, st, fl, got {family!r}")
+        raise SpecError(f"model spec: 'family' must be one of eq, st, fl, eqr, got {family!r}")
     family = family.lower()
     layers_raw = raw.get("layers")
     if not isinstance(layers_raw, list):
@@ -368,6 +373,17 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
         )
     input_size = parse_input_size(raw.get("input_size"))
     output = parse_output(raw.get("output"))
+    if family == "eqr":
+        if raw.get("group") is None:
+            raise SpecError(
+                "model spec: family 'eqr' needs group: [generators], e.g. [P, TC] (the exact "
+                "symmetries at any mu) or [S, T, P, C] (all point symmetries)"
+            )
+        group: SymmetryGroup | None = parse_group(raw["group"])
+    elif raw.get("group") is not None:
+        raise SpecError(f"model spec: 'group' belongs to family 'eqr', not {family!r}")
+    else:
+        group = None
 
     layers = [parse_layer(index, layer) for index, layer in enumerate(layers_raw)]
     check_family(family, layers, output)
@@ -384,6 +400,11 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
     features = 0
     features_origin = ""
     for layer in layers:
+        if isinstance(layer, GroupConvSpec | GroupPool):  # family eqr (scalar_ml.models.group)
+            module, channels, layer_dict = build_group_layer(layer, channels, group)
+            modules.append(module)
+            normalised.append(layer_dict)
+            continue
         if isinstance(layer, Conv):
             if layer.in_channels is not None and layer.in_channels != channels:
                 raise SpecError(
@@ -450,6 +471,8 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
         input_size=list(input_size) if input_size is not None else None,
         layers=normalised,
     )
+    if group is not None:
+        normalised_spec["group"] = list(group.generator_names)
     model = LatticeNet(
         family=family,
         layer_specs=layers,
@@ -459,6 +482,7 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
         out_features=channels if output == "site" else features,
         spec=normalised_spec,
         output=output,
+        group=group,
     )
     if dtype is not None:
         if not dtype.is_floating_point:

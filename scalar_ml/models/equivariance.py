@@ -1,4 +1,4 @@
-"""Translation symmetry as a checked contract.
+"""Translation symmetry, and the point symmetries of family eqr, as checked contracts.
 
 A lattice translation by ``(dt, dx)`` is ``T x = torch.roll(x, (dt, dx), dims=(-2, -1))``. For a
 network ``f`` and inputs ``x`` the *translation error* of one shift is
@@ -53,6 +53,19 @@ True
 Traceback (most recent call last):
 ...
 ValueError: the output (2, 4, 4, 4) is a field on a 4×4 lattice but the input lattice is 8×8: neither invariance nor equivariance is defined
+
+**Point symmetries** (:func:`symmetry_error`): for an element ``g`` of
+:mod:`scalar_ml.physics.symmetry` (reflections ``T``, ``P``, the swap ``S``, charge conjugation
+``C`` and their products) the error is ``max |f(g·x) − f(x)| / max |f(x)|``, or, for lattice-field
+outputs, ``f(x)`` moved as a scalar site field (``g.apply_sites``). Family eqr networks are
+invariant under their ``group`` by construction (errors at rounding level); the translation-only
+families are not, in general:
+
+>>> eqr = build_preset("counting/eqr_1", dtype=torch.float64)
+>>> symmetry_error(eqr, x) < 1e-12                      # every element of its group <P, TC>
+True
+>>> symmetry_error(build_preset("counting/eq_1", dtype=torch.float64), x, ["P"]) > 1e-3
+True
 """
 
 from __future__ import annotations
@@ -62,9 +75,13 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from scalar_ml.physics.symmetry import FIXED_MU_GROUP, LatticeSymmetry, element
+
 __all__ = [
     "FULL_SHIFT_MAX_SITES",
     "lattice_shifts",
+    "symmetry_error",
+    "symmetry_errors",
     "translation_error",
     "translation_errors",
 ]
@@ -166,3 +183,72 @@ def translation_error(
     to check the symmetry it does have (invariance, or equivariance for a site output).
     """
     return max(translation_errors(model, x, shifts).values())
+
+
+@torch.no_grad()
+def symmetry_errors(
+    model: nn.Module,
+    x: torch.Tensor,
+    elements: Iterable[LatticeSymmetry | str] | None = None,
+) -> dict[str, float]:
+    """Relative error of ``model`` on ``x`` under each point-symmetry element (module docstring).
+
+    Args:
+        model: a network on ``(B, 4, Nt, Nx)`` configurations.
+        x: a batch of configurations (float, the model's dtype; or integer).
+        elements: :class:`~scalar_ml.physics.symmetry.LatticeSymmetry` elements or their names;
+            ``None``: the elements of ``model.group`` (family eqr), else of
+            :data:`~scalar_ml.physics.symmetry.FIXED_MU_GROUP` (``{1, P, TC, TPC}``, the exact
+            symmetries of the data at any ``mu``).
+
+    Returns ``{element name: error}``. Elements with ``S`` map an ``Nt × Nx`` input to
+    ``Nx × Nt`` (evaluated separately when ``Nt != Nx``). The model runs in eval mode and is restored.
+    """
+    if x.ndim != 4 or x.shape[1] != 4:
+        raise ValueError(
+            f"x must be a batch (B, 4, Nt, Nx) of configurations, got {tuple(x.shape)}"
+        )
+    if elements is None:
+        group = getattr(model, "group", None)
+        elements = (FIXED_MU_GROUP if group is None else group).elements
+    chosen = [element(g) if isinstance(g, str) else g for g in elements]
+    if not chosen:
+        raise ValueError("no symmetry elements to check")
+    nt, nx = int(x.shape[-2]), int(x.shape[-1])
+    was_training = model.training
+    model.eval()
+    try:
+        same_shape = [g for g in chosen if not g.swap or nt == nx]
+        swapped = [g for g in chosen if g.swap and nt != nx]
+        outputs: dict[LatticeSymmetry, torch.Tensor] = {}
+        # the reference rides in the same batch as the images of its shape (same kernels)
+        batch = torch.cat([x, *(g.apply(x) for g in same_shape)])
+        out = model(batch)
+        out = out.reshape(len(same_shape) + 1, x.shape[0], *out.shape[1:])
+        reference = out[0]
+        outputs.update(zip(same_shape, out[1:], strict=True))
+        if swapped:
+            out = model(torch.cat([g.apply(x) for g in swapped]))
+            out = out.reshape(len(swapped), x.shape[0], *out.shape[1:])
+            outputs.update(zip(swapped, out, strict=True))
+        if not reference.is_floating_point():
+            reference = reference.double()
+        field = reference.ndim == 4 and tuple(reference.shape[-2:]) == (nt, nx)
+        scale = reference.abs().max().clamp_min(torch.finfo(reference.dtype).tiny)
+        errors = {}
+        for g in chosen:
+            expected = g.apply_sites(reference) if field else reference
+            errors[g.name] = float((outputs[g].to(reference.dtype) - expected).abs().max() / scale)
+        return errors
+    finally:
+        model.train(was_training)
+
+
+def symmetry_error(
+    model: nn.Module,
+    x: torch.Tensor,
+    elements: Iterable[LatticeSymmetry | str] | None = None,
+) -> float:
+    """Largest relative change of ``model(x)`` under the point-symmetry ``elements`` (see
+    :func:`symmetry_errors`; default: the model's own group, or ``{1, P, TC, TPC}``)."""
+    return max(symmetry_errors(model, x, elements).values())

@@ -1,4 +1,4 @@
-"""Architecture families EQ / ST / FL (seed §"Architectures", SPEC §6) as validated rules.
+"""Architecture families EQ / ST / FL (seed §"Architectures", SPEC §6), and EQR, as validated rules.
 
 A network is a *lattice stage* (convolutions, local pooling, activations acting on
 ``(B, C, Nt, Nx)``), one *reduction* layer, and a *dense stage* (linear layers and activations on
@@ -14,6 +14,9 @@ A network is a *lattice stage* (convolutions, local pooling, activations acting 
 - **fl** (flattening): lattice layers as in st; the reduction is one ``flatten`` followed by at
   least one ``linear``. The feature count depends on the lattice size, so the network is built for
   one ``input_size`` and accepts only that.
+- **eqr** (equivariant under translations and reflections/charge conjugation): lifting and group
+  convolutions, group pooling, one ``global_pool``; its rules live with its layers in
+  :mod:`scalar_ml.models.group`.
 
 A *site-output* network (``output: site``, see :mod:`scalar_ml.models.spec`) returns a field
 ``(B, C, Nt, Nx)`` on the input lattice instead of one vector per configuration. It has no
@@ -67,6 +70,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from scalar_ml.models.group import GroupConvSpec, GroupPool, check_eqr
 from scalar_ml.models.spec import (
     FAMILIES,
     OUTPUTS,
@@ -88,6 +92,7 @@ FAMILY_DESCRIPTIONS: dict[str, str] = {
     "eq": "stride-1 periodic convolutions, global pooling, dense layers: translation invariant, any size",
     "st": "convolutions and strided local pooling, global pooling, dense layers: invariant under stride multiples",
     "fl": "convolutions and pooling, flatten, dense layers: fixed input size",
+    "eqr": "lifting and group convolutions, group and global pooling, dense layers: invariant under translations and a point group, any size",
 }
 
 
@@ -102,6 +107,10 @@ def check_family(family: str, layers: Sequence[LayerSpec], output: str = OUTPUTS
             f"model spec: unknown family {family!r}; expected one of {', '.join(FAMILIES)}"
         )
     output = parse_output(output)
+    if family == "eqr":  # its own rules (scalar_ml.models.group)
+        if output == "site":
+            raise SpecError("model spec: family 'eqr' has no site-output networks (yet)")
+        return check_eqr(layers)
     if not layers:
         raise SpecError(
             f"model spec: family {family!r} needs at least one layer, got an empty list"
@@ -115,6 +124,10 @@ def check_family(family: str, layers: Sequence[LayerSpec], output: str = OUTPUTS
             raise SpecError(
                 f"{layer.where}: {layer.type} is only allowed in a site-output network "
                 "(output: site); a configuration output reduces the lattice once and never restores it"
+            )
+        if isinstance(layer, GroupConvSpec | GroupPool):
+            raise SpecError(
+                f"{layer.where}: group layers are only allowed in family 'eqr' (with a group)"
             )
     reduction_type = Flatten if family == "fl" else GlobalPool
     reduction_name = "flatten" if family == "fl" else "global_pool"

@@ -2,10 +2,11 @@
 
 A *model spec* is a mapping::
 
-    family: eq | st | fl        # validated architecture kind (scalar_ml.models.families)
+    family: eq | st | fl | eqr  # validated architecture kind (scalar_ml.models.families)
     output: configuration | site  # optional, default configuration (see below)
     in_channels: 4              # optional, default 4 ([k_t, k_x, l_t, l_x])
     input_size: [nt, nx] | null # required for fl (fixed lattice), optional check for eq/st
+    group: [P, TC]              # eqr only: generators of its point group (scalar_ml.models.group)
     layers: [ ... ]             # list of layer specs, applied in order
     task, description, name     # optional metadata, carried along and ignored by the builder
 
@@ -27,6 +28,9 @@ and each *layer spec* is one of (``kernel`` and ``stride`` are an int or ``[k_t,
     {type: activation, name: leaky_relu, negative_slope: 0.01}
     {type: upsample, factor: 2, mode: nearest}            # (B, C, h, w) -> (B, C, 2h, 2w); site only
     {type: unflatten, channels: 1}                        # (B, C·Nt·Nx) -> (B, C, Nt, Nx); fl site only
+    {type: lift_conv, kernel: 1, out: 16, bias: false}    # eqr: configurations -> group features
+    {type: group_conv, kernel: 2, out: 8, bias: false}    # eqr: group features -> group features
+    {type: group_pool, mode: avg | max | sum}             # eqr: pool over the group axis
 
 ``in`` is optional for ``conv`` and ``linear``: it is inferred from the previous layers and, when
 given, checked against the inferred value (so a spec copied from a table such as the seed's
@@ -93,7 +97,7 @@ __all__ = [
     "to_plain",
 ]
 
-FAMILIES: tuple[str, ...] = ("eq", "st", "fl")
+FAMILIES: tuple[str, ...] = ("eq", "st", "fl", "eqr")
 LAYER_TYPES: tuple[str, ...] = (
     "conv",
     "avg_pool",
@@ -104,6 +108,10 @@ LAYER_TYPES: tuple[str, ...] = (
     "activation",
     "upsample",
     "unflatten",
+    # family eqr (scalar_ml.models.group)
+    "lift_conv",
+    "group_conv",
+    "group_pool",
 )
 #: What a network returns per configuration: one vector (``configuration``, ``(B, C)``) or a field
 #: on the input lattice (``site``, ``(B, C, Nt, Nx)``). The first is the default.
@@ -115,6 +123,7 @@ MODEL_KEYS: tuple[str, ...] = (
     "layers",
     "in_channels",
     "input_size",
+    "group",  # family eqr: generators of its point group, e.g. [P, TC] (scalar_ml.models.group)
     "task",
     "description",
     "name",
@@ -318,6 +327,10 @@ def parse_layer(index: int, raw: Any) -> LayerSpec:
         raise SpecError(
             f"layer {index} ({layer_type}): unknown layer type {layer_type!r}; known: {', '.join(LAYER_TYPES)}"
         )
+    if layer_type in ("lift_conv", "group_conv", "group_pool"):
+        from scalar_ml.models.group import parse_group_layer  # imports this module
+
+        return parse_group_layer(index, raw)
     where = _where(index, layer_type)
     if layer_type == "conv":
         _check_keys(

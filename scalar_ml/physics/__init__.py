@@ -7,7 +7,11 @@ Public API (no torch import anywhere in this package):
 - :class:`PhysicsParams`, :class:`Lattice`: validated couplings and lattice (``params``).
 - :class:`WeightTable`, :func:`log_weight`: :math:`\\log W(f)` tables, growing on demand (``weights``).
 - :func:`flux_divergence`, :func:`site_f`, :func:`charge_density`, :func:`measure`: per-site and
-  per-configuration quantities of ``(..., 4, Nt, Nx)`` configurations (``observables``).
+  per-configuration quantities of ``(..., 4, Nt, Nx)`` configurations; :func:`log_dual_weight`:
+  the logarithm of their dual weight (``observables``).
+- :class:`LatticeSymmetry`, :func:`element`, :class:`SymmetryGroup`, :func:`generate_group`,
+  :func:`symmetry_group`: reflections, the t↔x swap and charge conjugation acting on
+  configurations, and the group of exact symmetries at given ``(mu, lattice)`` (``symmetry``).
 - :class:`WormChains`: the numba worm / l-update Markov chains (``worm``).
 - :func:`free_field_observables`: exact :math:`\\lambda = 0` values (``free_field``).
 - :func:`autocorrelation`, :func:`tau_int`: Γ-method errors and :math:`\\tau_{\\rm int}` (``autocorr``).
@@ -33,6 +37,7 @@ _WHERE: dict[str, str] = {  # exported name -> its module
     "free_field_observables": "scalar_ml.physics.free_field",
     "charge_density": "scalar_ml.physics.observables",
     "flux_divergence": "scalar_ml.physics.observables",
+    "log_dual_weight": "scalar_ml.physics.observables",
     "measure": "scalar_ml.physics.observables",
     "site_f": "scalar_ml.physics.observables",
     "site_phi_moments": "scalar_ml.physics.observables",
@@ -43,6 +48,12 @@ _WHERE: dict[str, str] = {  # exported name -> its module
     "Quantity": "scalar_ml.physics.theory",
     "Theory": "scalar_ml.physics.theory",
     "get_theory": "scalar_ml.physics.theory",
+    "FIXED_MU_GROUP": "scalar_ml.physics.symmetry",
+    "LatticeSymmetry": "scalar_ml.physics.symmetry",
+    "SymmetryGroup": "scalar_ml.physics.symmetry",
+    "element": "scalar_ml.physics.symmetry",
+    "generate_group": "scalar_ml.physics.symmetry",
+    "symmetry_group": "scalar_ml.physics.symmetry",
     "WeightTable": "scalar_ml.physics.weights",
     "log_weight": "scalar_ml.physics.weights",
     "WormChains": "scalar_ml.physics.worm",
@@ -62,25 +73,32 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "FIXED_MU_GROUP",
     "AutocorrResult",
     "Ensemble",
     "Lattice",
+    "LatticeSymmetry",
     "PhiReferenceRun",
     "PhysicsParams",
     "Quantity",
+    "SymmetryGroup",
     "Theory",
     "WeightTable",
     "WormChains",
     "autocorrelation",
     "charge_density",
+    "element",
     "flux_divergence",
     "free_field_observables",
     "generate_ensemble",
+    "generate_group",
     "get_theory",
+    "log_dual_weight",
     "log_weight",
     "measure",
     "sample_phi_reference",
     "site_f",
     "site_phi_moments",
+    "symmetry_group",
     "tau_int",
 ]

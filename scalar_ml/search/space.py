@@ -215,6 +215,11 @@ def arch_layers(
         raise InvalidArchitectureError(
             f"unknown family {family!r}; expected one of {list(FAMILIES)}"
         )
+    if family == "eqr":  # lift_conv / group_conv / group_pool layers: not points of this space
+        raise InvalidArchitectureError(
+            "family 'eqr' has no architecture search space (this space builds plain "
+            "convolutions); train its presets with model=eqr or model.preset=<task>/eqr..."
+        )
     resolved = resolve_head(task, head)
     n_outputs, output_activation = resolved.outputs, resolved.activation
     a = normalise_arch(arch)

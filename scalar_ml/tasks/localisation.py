@@ -103,7 +103,9 @@ class LocalisationTask(ViolationTask):
 
         ends = np.abs(flux_divergence(configs))
         if ends.max(initial=0) > 1 or not np.array_equal(ends.sum(axis=(-2, -1)), 2 * counts):
-            raise RuntimeError("localisation labels disagree with the inserted worms: this is a bug")
+            raise RuntimeError(
+                "localisation labels disagree with the inserted worms: this is a bug"
+            )
         return ends.astype(np.float64)[:, None]
 
     def figures(self) -> tuple[Any, ...]:
@@ -150,7 +152,7 @@ def configuration_and_maps(
         true, prob = targets[i, 0], pred[i, 0]
         panels = (
             (flux, "configuration: |k_t| + |k_x|", "Greys", None),
-            (true, f"true end points ({int(round(true.sum() / 2))} worms)", "Reds", (0, 1)),
+            (true, f"true end points ({round(float(true.sum()) / 2)} worms)", "Reds", (0, 1)),
             (prob, f"predicted map (count {prob.sum() / 2:.2f})", "Reds", (0, 1)),
         )
         for ax, (field, title, cmap, limits) in zip(axes[i], panels, strict=True):

@@ -25,9 +25,43 @@ SEED_PARAMETER_COUNTS: dict[str, int] = {
 }
 
 
+#: Family eqr presets (ours, not the seed's): name -> (parameter count, the EQ winner it mirrors).
+#: The derivations are written in each preset file (conf/presets/<task>/eqr*.yaml).
+EQR_PARAMETER_COUNTS: dict[str, tuple[int, str]] = {
+    "observables/eqr": (32959, "observables/eq"),
+    "detection/eqr": (2633, "detection/eq"),
+    "counting/eqr_1": (1800, "counting/eq_1"),
+    "counting/eqr_2": (460, "counting/eq_2"),
+    "counting/eqr_full": (1830, "counting/eq_1"),
+}
+
+
+#: Task 4 (flux localisation, ours): site-output presets (conf/presets/localisation/*.yaml).
+LOCALISATION_PARAMETER_COUNTS: dict[str, int] = {
+    "localisation/eq": 881,
+    "localisation/st": 5521,
+    "localisation/fl": 41300,
+}
+
+
 @pytest.fixture
 def seed_parameter_counts() -> dict[str, int]:
     return dict(SEED_PARAMETER_COUNTS)
+
+
+@pytest.fixture
+def eqr_parameter_counts() -> dict[str, tuple[int, str]]:
+    return dict(EQR_PARAMETER_COUNTS)
+
+
+@pytest.fixture
+def preset_parameter_counts() -> dict[str, int]:
+    """Every preset: the seed's 15 winners, the eqr presets and the localisation presets."""
+    return {
+        **SEED_PARAMETER_COUNTS,
+        **{k: v[0] for k, v in EQR_PARAMETER_COUNTS.items()},
+        **LOCALISATION_PARAMETER_COUNTS,
+    }
 
 
 @pytest.fixture(autouse=True)

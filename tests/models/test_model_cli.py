@@ -24,11 +24,11 @@ def run_cli(*args: str) -> str:
     return result.stdout
 
 
-def test_json_listing_parses_with_the_seed_counts(seed_parameter_counts: dict[str, int]) -> None:
+def test_json_listing_parses_with_the_seed_counts(preset_parameter_counts: dict[str, int]) -> None:
     rows = json.loads(run_cli("--json"))
-    assert len(rows) == 15
+    assert len(rows) == len(preset_parameter_counts) == 23
     assert all(set(row) == {"name", "family", "task", "params", "input_size"} for row in rows)
-    assert {row["name"]: row["params"] for row in rows} == seed_parameter_counts
+    assert {row["name"]: row["params"] for row in rows} == preset_parameter_counts
     sizes = {row["name"]: row["input_size"] for row in rows}
     assert sizes["observables/fl"] == [60, 4]
     assert sizes["counting/fl_2"] == [8, 8]
@@ -37,6 +37,7 @@ def test_json_listing_parses_with_the_seed_counts(seed_parameter_counts: dict[st
         "observables": "observables",
         "detection": "detection",
         "counting": "counting",
+        "localisation": "localisation",
     }
 
 
@@ -46,7 +47,7 @@ def test_table_listing(
     assert main([]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "family", "task", "input", "size", "params"]
-    assert len(lines) == 16
+    assert len(lines) == 24  # header, the seed's 15 winners, 5 eqr and 3 localisation presets
     row = next(line.split() for line in lines if line.startswith("observables/fl"))
     assert row == [
         "observables/fl",

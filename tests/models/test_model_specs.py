@@ -100,9 +100,9 @@ def test_fl_needs_input_size_and_a_dense_layer() -> None:
 
 
 def test_unknown_family_and_empty_layers() -> None:
-    refused(spec("cnn", CONV, GAP), "unknown family 'cnn'; expected one of eq, st, fl")
+    refused(spec("cnn", CONV, GAP), "unknown family 'cnn'; expected one of eq, st, fl, eqr")
     refused(spec("eq"), "family 'eq' needs at least one layer")
-    refused({"layers": [CONV, GAP]}, "'family' must be one of eq, st, fl, got None")
+    refused({"layers": [CONV, GAP]}, "'family' must be one of eq, st, fl, eqr, got None")
 
 
 def test_st_and_eq_accept_what_their_rules_allow() -> None:

@@ -141,23 +141,28 @@ def test_head_resolution_and_errors() -> None:
         arch_layers(POINT, "eq", head={"outputs": 1, "activation": "softmax"})
 
 
-def test_searchable_config_takes_a_head() -> None:
-    """model=searchable with model.head set builds a site-output network for the task's module."""
+def test_searchable_config_takes_the_task_head_and_refuses_another() -> None:
+    """model=searchable builds what the task needs (a site network for task=localisation); a
+    model.head that contradicts the task is refused before any data are loaded."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    overrides = [
-        "task=counting",
-        "model=searchable",
-        "model.family=st",
-        "model.arch.pool_0=avg",
-        "model.head={outputs: 1, activation: sigmoid, per_site: true}",
-    ]
+    site = ["model=searchable", "model.family=st", "model.arch.pool_0=avg"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+        cfg = compose("train", overrides=["task=localisation", *site])
+        clash = compose(
+            "train",
+            overrides=[
+                "task=counting",
+                *site,
+                "model.head={outputs: 1, activation: sigmoid, per_site: true}",
+            ],
+        )
+        default = compose("train", overrides=["task=counting", "model=searchable"])
     module = instantiate(cfg.model)
     assert module.net.output == "site" and module.net.ends_with_sigmoid
     assert module.hparams["spec"]["output"] == "site"
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        default = compose("train", overrides=["task=counting", "model=searchable"])
+    with pytest.raises(InstantiationException, match="per site but task 'counting' needs"):
+        instantiate(clash.model)
     assert default.model.head is None
     assert instantiate(default.model).net.output == "configuration"
