@@ -14,7 +14,7 @@ EXPERIMENTS = experiment_names()
 
 pytestmark = pytest.mark.filterwarnings(SHORT_CHAINS)
 
-#: What each seed result trains on (task, training lattice).
+#: What each experiment trains on (task, training lattice).
 EXPECTED = {
     "obs_samples": ("observables", (60, 4)),
     "obs_sizes": ("observables", (60, 4)),
@@ -22,6 +22,7 @@ EXPECTED = {
     "obs_one_phase": ("observables", (60, 4)),
     "detection_generalization": ("detection", (8, 8)),
     "counting_generalization": ("counting", (8, 8)),
+    "localisation_generalization": ("localisation", (8, 8)),  # task 4, not in the seed
 }
 
 
