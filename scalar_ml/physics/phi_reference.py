@@ -56,7 +56,12 @@ accepted with :math:`\min(1, e^{-\Delta S_R})`, where
       B_x = \cosh\mu\,(\phi_{x+\hat t} + \phi_{x-\hat t}) + \phi_{x+\hat x} + \phi_{x-\hat x}
 
 (for an extent of 2, :math:`x + \hat\nu = x - \hat\nu` and the neighbour counts twice, as it does
-in the action and in the dual representation: two distinct links). The step δ is tuned during
+in the action and in the dual representation: two distinct links). On a ``d``-dimensional lattice
+(SPEC §3, time first) the spatial terms run over the ``d − 1`` space directions :math:`\hat\imath`:
+:math:`S_R` has :math:`-2\sum_{i \ge 1}\mathrm{Re}(\phi^*_x\phi_{x+\hat\imath})` and
+:math:`B_x = \cosh\mu\,(\phi_{x+\hat t} + \phi_{x-\hat t}) + \sum_{i \ge 1}
+(\phi_{x+\hat\imath} + \phi_{x-\hat\imath})`; :math:`S_I`, the observables and the reweighting
+are unchanged (only time carries μ). The step δ is tuned during
 thermalisation towards 50 % acceptance and then frozen. Expectation values of the full theory are
 
 .. math::
@@ -124,9 +129,12 @@ _N_SERIES = 5  # per measurement: cos S_I, sin S_I, |phi|^2, T_R, T_I
 @njit(cache=True)
 def _local_delta_s_r(phi_re, phi_im, x, new_re, new_im, eta, lam, cosh_mu, nb):
     """:math:`S_R(\\phi') - S_R(\\phi)` for a change of the field at site ``x`` only."""
-    t_fwd, t_bwd, x_fwd, x_bwd = nb[0, x], nb[1, x], nb[2, x], nb[3, x]
-    b_re = cosh_mu * (phi_re[t_fwd] + phi_re[t_bwd]) + phi_re[x_fwd] + phi_re[x_bwd]
-    b_im = cosh_mu * (phi_im[t_fwd] + phi_im[t_bwd]) + phi_im[x_fwd] + phi_im[x_bwd]
+    t_fwd, t_bwd = nb[0, x], nb[1, x]
+    b_re = cosh_mu * (phi_re[t_fwd] + phi_re[t_bwd])
+    b_im = cosh_mu * (phi_im[t_fwd] + phi_im[t_bwd])
+    for j in range(2, nb.shape[0]):  # the spatial neighbours, x + i and x - i for i = 1 .. d-1
+        b_re += phi_re[nb[j, x]]
+        b_im += phi_im[nb[j, x]]
     old2 = phi_re[x] * phi_re[x] + phi_im[x] * phi_im[x]
     new2 = new_re * new_re + new_im * new_im
     d_re = new_re - phi_re[x]
@@ -200,13 +208,13 @@ def _run_chain(
 
 
 def _neighbours(lattice: Lattice) -> np.ndarray:
-    """``(4, V)`` site indices ``[x+t, x-t, x+x, x-x]`` for sites ``x = t·Nx + x_space``."""
-    nt, nx = lattice.shape
-    t, s = np.meshgrid(np.arange(nt), np.arange(nx), indexing="ij")
-    index = lambda tt, ss: ((tt % nt) * nx + (ss % nx)).ravel()  # noqa: E731
-    return np.stack([index(t + 1, s), index(t - 1, s), index(t, s + 1), index(t, s - 1)]).astype(
-        np.int64
-    )
+    """``(2d, V)`` site indices ``[x+0̂, x−0̂, x+1̂, x−1̂, …]`` (in 2D ``[x+t, x-t, x+x, x-x]``)
+    for sites numbered in row-major order of ``lattice.shape`` (2D: ``x = t·Nx + x_space``)."""
+    idx = np.arange(lattice.volume).reshape(lattice.shape)
+    rows = []
+    for axis in range(lattice.dims):
+        rows += [np.roll(idx, -1, axis=axis).ravel(), np.roll(idx, 1, axis=axis).ravel()]
+    return np.stack(rows).astype(np.int64)
 
 
 @dataclass
@@ -305,7 +313,7 @@ def sample_phi_reference(
     Args:
         params: couplings (validated; λ = 0 needs :math:`\\eta - 2 - 2\\cosh\\mu > 0`, which is
             also what makes :math:`e^{-S_R}` normalisable then).
-        lattice: the ``nt × nx`` periodic lattice (validated).
+        lattice: the periodic lattice, ``nt × nx`` or d-dimensional (validated).
         n_meas: measurements per chain (>= 2).
         seed: non-negative integer; equal arguments give bit-identical runs.
 
@@ -359,7 +367,7 @@ def sample_phi_reference(
     n_im = 2.0 * cosh_mu * t_i / volume
     meta = {
         "params": params.as_dict(),
-        "lattice": {"nt": lattice.nt, "nx": lattice.nx},
+        "lattice": lattice.as_dict(),
         "seed": int(seed),
         "n_chains": int(n_chains),
         "n_meas": int(n_meas),

@@ -420,6 +420,11 @@ def symmetry_group(mu: float, lattice: Lattice) -> SymmetryGroup:
     on square lattices. The elements are exactly those with :meth:`LatticeSymmetry.is_symmetry`.
     """
     lattice.validate()
+    if lattice.dims != 2:
+        raise ValueError(
+            f"the point symmetries here are those of a 2D lattice; the {lattice} lattice is "
+            f"{lattice.dims}-dimensional (its point group is not implemented)"
+        )
     if mu == 0 and lattice.nt == lattice.nx:
         names: Sequence[str] = ("S", "T", "P", "C")
     elif mu == 0:

@@ -4,11 +4,15 @@ Everything outside :mod:`scalar_ml.physics` (the data layer, the tasks, evaluati
 the :class:`Theory` object for the theory's vocabulary instead of spelling it out:
 
 - **parameters**: the couplings, in a fixed order, with their symbols. For the complex φ⁴ field
-  (SPEC §2): ``eta`` (η = 2D + m², D = 2), ``lam`` (λ, quartic) and ``mu`` (μ, chemical potential on
-  the temporal links); a point is a validated :class:`~scalar_ml.physics.params.PhysicsParams`;
-- **the lattice**: periodic ``Nt × Nx``, time first (:class:`~scalar_ml.physics.params.Lattice`);
-- **configuration channels**: ``[k_t, k_x, l_t, l_x]`` (integer link fields; SPEC §1), so a batch is
-  ``(N, 4, Nt, Nx)``;
+  (SPEC §2): ``eta`` (η = 2d + m² on a d-dimensional lattice), ``lam`` (λ, quartic) and ``mu`` (μ,
+  chemical potential on the temporal links); a point is a validated
+  :class:`~scalar_ml.physics.params.PhysicsParams`, and whether it exists can depend on the
+  lattice's dimension (the free theory needs η − 2(d−1) − 2 cosh μ > 0);
+- **the lattice**: periodic ``Nt × Nx`` in 2D, ``N_0 × … × N_{d-1}`` in d = 3, 4 dimensions, time
+  first (:class:`~scalar_ml.physics.params.Lattice`: ``shape``, ``dims``);
+- **configuration channels**: ``[k_t, k_x, l_t, l_x]`` in 2D (integer link fields; SPEC §1), so a
+  batch is ``(N, 4, Nt, Nx)``; in d dimensions ``[k_0 … k_{d-1}, l_0 … l_{d-1}]``
+  (:meth:`Theory.channel_names`), a batch ``(N, 2d, *shape)``;
 - **observables** measured per configuration: ``n`` (charge density, :math:`\frac1V\sum_x k_{x,t}`),
   ``phi2`` (:math:`|\phi|^2`) and ``phi4`` (:math:`|\phi|^4`); each has a symbol for figures and an
   ASCII label for plain-text tables;
@@ -30,6 +34,12 @@ A second theory (another model, or this one in more dimensions) is a second :cla
 (PhysicsParams(eta=4.01, lam=1.0, mu=1.5), {'eta': 4.01, 'lam': 1.0, 'mu': 1.5})
 >>> th.label(p), th.slug(p)
 ('η=4.01, λ=1, μ=1.5', 'eta4.01_lam1_mu1.5')
+>>> th.channel_names(3)
+('k_t', 'k_x', 'k_y', 'l_t', 'l_x', 'l_y')
+>>> th.params({"eta": 6.01, "lam": 0, "mu": 0.5}, key="physics", lattice=Lattice(8, 8, 8))
+Traceback (most recent call last):
+...
+scalar_ml.config.ConfigError: physics: the free theory (lam = 0) does not exist at eta = 6.01, mu = 0.5 in 3 dimensions: it needs eta - 4 - 2 cosh(mu) > 0, got -0.245...
 >>> th.params({"eta": 4.01, "mu": 1.0}, key="data.points.a")
 Traceback (most recent call last):
 ...
@@ -50,7 +60,7 @@ from typing import Any
 import numpy as np
 
 from scalar_ml.config import ConfigError, flag, integer, number, to_plain
-from scalar_ml.physics.params import Lattice, PhysicsParams, validate_point
+from scalar_ml.physics.params import DIMENSIONS, Lattice, PhysicsParams, validate_point
 
 __all__ = ["THEORIES", "Quantity", "Theory", "get_theory"]
 
@@ -76,6 +86,7 @@ class Theory:
     name: str
     parameters: tuple[Quantity, ...]
     observables: tuple[Quantity, ...]
+    #: Channels of a 2D configuration (:meth:`channel_names` gives those in any dimension).
     channels: tuple[str, ...]
     scan_parameter: str
     map_parameters: tuple[str, str]
@@ -83,6 +94,8 @@ class Theory:
     data_options: tuple[tuple[str, Any], ...]
     #: Sampler options that do not change the data (passed on, not part of the key).
     run_options: tuple[tuple[str, Any], ...]
+    #: Names of the lattice directions, time first (channel names are ``k_<name>``, ``l_<name>``).
+    direction_names: tuple[str, ...] = ("t", "x", "y", "z")
 
     # -- vocabulary -------------------------------------------------------------------------------
     @property
@@ -97,8 +110,22 @@ class Theory:
 
     @property
     def in_channels(self) -> int:
-        """Number of configuration channels (the network input's channel axis)."""
+        """Number of channels of a 2D configuration (:meth:`n_channels` in any dimension)."""
         return len(self.channels)
+
+    def channel_names(self, dims: int = 2) -> tuple[str, ...]:
+        """The configuration channels on a ``dims``-dimensional lattice: ``k_ν`` then ``l_ν``."""
+        if dims not in DIMENSIONS:
+            raise ValueError(f"dims must be one of {DIMENSIONS}, got {dims!r}")
+        if dims == 2:
+            return self.channels
+        names = self.direction_names[:dims]
+        return (*(f"k_{d}" for d in names), *(f"l_{d}" for d in names))
+
+    def n_channels(self, dims: int = 2) -> int:
+        """Number of configuration channels on a ``dims``-dimensional lattice (the network input's
+        channel axis): ``2 dims``."""
+        return len(self.channel_names(dims))
 
     def parameter(self, name: str) -> Quantity:
         """The coupling ``name`` (``KeyError`` naming the valid ones otherwise)."""
@@ -117,10 +144,14 @@ class Theory:
         )
 
     # -- parameter points -------------------------------------------------------------------------
-    def params(self, values: Any, *, key: str = "physics") -> PhysicsParams:
+    def params(
+        self, values: Any, *, key: str = "physics", lattice: Lattice | None = None
+    ) -> PhysicsParams:
         """A validated point from a mapping of exactly the theory's parameters (or a point itself).
 
-        Raises :class:`~scalar_ml.config.ConfigError` naming ``key`` for missing, extra or bad values.
+        With ``lattice``, the point must exist on it (in its dimension); without, in 2D (a point
+        that exists in d > 2 dimensions exists in 2D too). Raises
+        :class:`~scalar_ml.config.ConfigError` naming ``key`` for missing, extra or bad values.
         """
         if isinstance(values, PhysicsParams):
             params = values
@@ -139,7 +170,7 @@ class Theory:
                 **{n: number(f"{key}.{n}", raw[n]) for n in self.parameter_names}
             )
         try:
-            params.validate()
+            params.validate(2 if lattice is None else lattice.dims)
         except ValueError as exc:
             raise ConfigError(f"{key}: {exc}") from exc
         return params
@@ -174,35 +205,41 @@ class Theory:
 
     # -- lattices ---------------------------------------------------------------------------------
     def lattice(self, value: Any, *, key: str = "lattice") -> Lattice:
-        """A validated lattice from ``"60x4"``, ``[60, 4]``, ``{nt: 60, nx: 4}`` or a ``Lattice``."""
+        """A validated lattice from ``"60x4"``, ``"8x8x8"``, ``[60, 4]``, ``{nt: 60, nx: 4}``,
+        ``{shape: [8, 8, 8]}`` or a ``Lattice``."""
         try:
             return Lattice.parse(value)
         except ValueError as exc:
             raise ConfigError(f"{key}: {exc}") from exc
 
     # -- configurations and observables -----------------------------------------------------------
-    def measure(self, configs: np.ndarray, params: PhysicsParams) -> dict[str, np.ndarray]:
-        """Every observable of each configuration ``(N, C, Nt, Nx)``: ``{name: (N,) float64}``."""
+    def measure(
+        self, configs: np.ndarray, params: PhysicsParams, *, dims: int = 2
+    ) -> dict[str, np.ndarray]:
+        """Every observable of each configuration ``(N, C, *shape)`` on a ``dims``-dimensional
+        lattice: ``{name: (N,) float64}``."""
         from scalar_ml.physics.observables import measure
 
-        return measure(configs, params)
+        return measure(configs, params, dims=dims)
 
     def series(self, ensemble: Any, name: str) -> np.ndarray:
         """The stored per-configuration values ``(N,)`` of observable ``name`` of an ensemble."""
         self.observable(name)
         return np.asarray(getattr(ensemble, name))
 
-    def check_closed(self, configs: np.ndarray) -> None:
-        """``ValueError`` unless every configuration is physical: ``div k = 0`` and ``l >= 0``."""
+    def check_closed(self, configs: np.ndarray, *, dims: int = 2) -> None:
+        """``ValueError`` unless every configuration ``(N, 2d, *shape)`` (``d = dims``) is physical:
+        ``div k = 0`` and ``l >= 0``."""
         from scalar_ml.physics.observables import flux_divergence
 
         c = np.asarray(configs)
-        bad = np.flatnonzero(np.any(flux_divergence(c) != 0, axis=(-2, -1)).reshape(-1))
+        axes = tuple(range(-dims, 0))
+        bad = np.flatnonzero(np.any(flux_divergence(c, dims=dims) != 0, axis=axes).reshape(-1))
         if bad.size:
             raise ValueError(
                 f"{bad.size} configuration(s) violate div k = 0 (first: index {bad[0]})"
             )
-        if np.any(c[..., 2:, :, :] < 0):
+        if np.any(c[(..., slice(dims, None)) + (slice(None),) * dims] < 0):
             raise ValueError("l must be >= 0 on every link")
 
     # -- the sampler ------------------------------------------------------------------------------
@@ -269,11 +306,12 @@ class Theory:
         )
 
 
-#: The complex φ⁴ field in 1+1D at chemical potential μ, in its dual flux representation (SPEC §2).
+#: The complex φ⁴ field in 1+1D (and d = 3, 4 dimensions) at chemical potential μ, in its dual
+#: flux representation (SPEC §2-3).
 COMPLEX_PHI4 = Theory(
     name="complex_phi4",
     parameters=(
-        Quantity("eta", "η", "eta", "hopping parameter η = 2D + m² (D = 2)"),
+        Quantity("eta", "η", "eta", "hopping parameter η = 2d + m² (d: lattice dimension)"),
         Quantity("lam", "λ", "lam", "quartic coupling λ >= 0"),
         Quantity("mu", "μ", "mu", "chemical potential μ (temporal links)"),
     ),
