@@ -3,6 +3,7 @@
     python -m scalar_ml.models                  # table: name, family, task, input size, params
     python -m scalar_ml.models --json           # JSON list of {name, family, task, params, input_size}
     python -m scalar_ml.models counting/eq_1    # one preset: its spec and the built module
+    python -m scalar_ml.models --dims 3         # the presets lifted to 3D lattices (lift_spec)
 
 ``input_size`` is ``[nt, nx]`` for fl presets and ``null`` where any lattice size works.
 """
@@ -25,14 +26,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("preset", nargs="?", help="show one preset (e.g. counting/eq_1)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--dims",
+        type=int,
+        choices=(2, 3, 4),
+        default=2,
+        help="lattice dimension: 3 or 4 lists the presets lifted to d dimensions",
+    )
     args = parser.parse_args(argv)
+    dims = None if args.dims == 2 else args.dims
     if args.preset:
         try:
-            spec = preset_spec(args.preset)
+            spec = preset_spec(args.preset, dims=dims)
         except ValueError as error:
             print(error, file=sys.stderr)
             return 2
-        model = build_preset(args.preset)
+        model = build_preset(args.preset, dims=dims)
         if args.json:
             print(json.dumps({**model.spec, "params": count_parameters(model)}, indent=2))
         else:
@@ -40,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(model)
             print(f"parameters: {count_parameters(model)}")
         return 0
-    rows = preset_table()
+    rows = preset_table(args.dims)
     print(json.dumps(rows, indent=2) if args.json else format_preset_table(rows))
     return 0
 

@@ -1,13 +1,14 @@
 """Build a :class:`LatticeNet` from a model spec (see :mod:`scalar_ml.models.spec`).
 
 Input: ``(B, in_channels, Nt, Nx)`` (channels ``[k_t, k_x, l_t, l_x]``, axis −2 time, axis −1
-space). Integer inputs (the int32 configurations) are cast to the model's dtype; float inputs must
-already have it (``model.double()`` for float64). Output: ``(B, out_features)`` for
-``output: configuration`` (the default), ``(B, out_features, Nt, Nx)`` on the input's lattice for
-``output: site``.
+space); a network with ``dims: d`` (3 or 4) takes ``(B, in_channels, N_0, …, N_{d-1})``, time
+first, ``in_channels = 2d`` by default. Integer inputs (the int32 configurations) are cast to the
+model's dtype; float inputs must already have it (``model.double()`` for float64). Output:
+``(B, out_features)`` for ``output: configuration`` (the default), ``(B, out_features, *shape)`` on
+the input's lattice for ``output: site``.
 
 What the training code needs is on the module: ``family``, ``output`` (``configuration`` or
-``site``), ``input_size`` (the required lattice size for fl, ``None`` when any size works),
+``site``), ``dims`` (the lattice dimension), ``input_size`` (the required lattice size for fl, ``None`` when any size works),
 ``in_channels``, ``out_features`` (features per configuration, or per site: the channels of a
 site output), ``spec`` (normalised, JSON-friendly, rebuilds the same architecture),
 ``ends_with_sigmoid`` and :meth:`LatticeNet.logits` (the output before a final sigmoid, for
@@ -15,7 +16,7 @@ site output), ``spec`` (normalised, JSON-friendly, rebuilds the same architectur
 :meth:`LatticeNet.symmetry_shifts` (the translations the network commutes with) and
 :meth:`LatticeNet.trace` (does a lattice fit).
 
-Lattice-size checks happen once per new ``(Nt, Nx)`` in ``forward`` (integer arithmetic only): a
+Lattice-size checks happen once per new lattice shape in ``forward`` (integer arithmetic only): a
 kernel larger than the lattice it meets raises :class:`~scalar_ml.models.spec.SpecError`; strided
 pooling on an extent its stride does not divide keeps working (floor pooling, as in the seed's
 100×5 "kink") and issues one :class:`FloorPoolingWarning` per model instance, except in a network
@@ -48,10 +49,18 @@ torch.Size([3, 1])
 Traceback (most recent call last):
 ...
 scalar_ml.models.spec.SpecError: layer 1 (max_pool): stride 2 does not divide the space extent 5 of the 6×5 lattice it receives (input 6×5); a network whose output is a lattice field needs strides that divide the lattice, or upsampling cannot give back the input lattice
+>>> cube = build_model({"family": "eq", "dims": 3, "layers": [
+...     {"type": "conv", "kernel": 2, "out": 8, "bias": False},
+...     {"type": "activation", "name": "leaky_relu"},
+...     {"type": "global_pool", "mode": "sum"},
+...     {"type": "linear", "out": 1, "bias": False}]})
+>>> cube(torch.zeros(3, 6, 8, 6, 4)).shape, count_parameters(cube)  # conv 6·8·2·2·2, linear 8
+(torch.Size([3, 1]), 392)
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -64,12 +73,12 @@ from torch import nn
 
 from scalar_ml.models.families import check_family
 from scalar_ml.models.group import GroupConvSpec, GroupPool, build_group_layer, parse_group
+from scalar_ml.models.layers import GlobalPool as GlobalPoolModule
 from scalar_ml.models.layers import (
-    GlobalPool2d,
-    LatticePool2d,
-    NearestUpsample2d,
-    PeriodicConv2d,
+    LatticePool,
+    NearestUpsample,
     make_activation,
+    periodic_conv,
     pooled_extent,
 )
 from scalar_ml.models.spec import (
@@ -85,12 +94,14 @@ from scalar_ml.models.spec import (
     Unflatten,
     Upsample,
     format_size,
+    parse_dims,
     parse_input_size,
     parse_layer,
     parse_output,
     to_plain,
 )
 from scalar_ml.physics.symmetry import SymmetryGroup
+from scalar_ml.physics.theory import get_theory
 
 __all__ = [
     "FloorPoolingWarning",
@@ -120,24 +131,33 @@ class LatticeTrace:
     ``floor_notes`` describe the poolings that dropped sites.
     """
 
-    input_size: tuple[int, int]
-    output_size: tuple[int, int]
-    period: tuple[int, int]
-    divisible: tuple[bool, bool]
+    input_size: tuple[int, ...]
+    output_size: tuple[int, ...]
+    period: tuple[int, ...]
+    divisible: tuple[bool, ...]
     floor_notes: tuple[str, ...]
 
 
-def trace_lattice(layers: Sequence[LayerSpec], input_size: tuple[int, int]) -> LatticeTrace:
+def _axis_names(dims: int) -> tuple[str, ...]:
+    """``("time", "space")`` in 2D; ``("time", "space 1", …)`` in d dimensions."""
+    if dims == 2:
+        return ("time", "space")
+    return ("time", *(f"space {i}" for i in range(1, dims)))
+
+
+def trace_lattice(layers: Sequence[LayerSpec], input_size: Sequence[int]) -> LatticeTrace:
     """Follow ``input_size`` through the lattice layers; raise if a kernel does not fit.
 
     When no layer reduces the lattice (no ``global_pool``, no ``flatten``), the lattice is the
     output: a strided pooling whose stride does not divide the extent it meets raises a
     :class:`~scalar_ml.models.spec.SpecError` naming it instead of floor pooling.
     """
-    size = [int(input_size[0]), int(input_size[1])]
-    period = [1, 1]
-    scale = [Fraction(1), Fraction(1)]
-    divisible = [True, True]
+    dims = len(input_size)
+    axes = range(dims)
+    size = [int(n) for n in input_size]
+    period = [1] * dims
+    scale = [Fraction(1)] * dims
+    divisible = [True] * dims
     notes: list[str] = []
     lattice_output = not any(isinstance(layer, GlobalPool | Flatten) for layer in layers)
     for position, layer in enumerate(layers):
@@ -148,21 +168,26 @@ def trace_lattice(layers: Sequence[LayerSpec], input_size: tuple[int, int]) -> L
                 continue  # fl site output: the dense stage, then the unflatten restores the lattice
             break
         if isinstance(layer, Unflatten):
-            size = [int(input_size[0]), int(input_size[1])]
+            size = [int(n) for n in input_size]
             continue
         if isinstance(layer, Upsample):
-            size = [size[a] * layer.factor[a] for a in (0, 1)]
-            scale = [scale[a] / layer.factor[a] for a in (0, 1)]
+            size = [size[a] * layer.factor[a] for a in axes]
+            scale = [scale[a] / layer.factor[a] for a in axes]
             continue
         if not isinstance(layer, Conv | LocalPool | GroupConvSpec):
             continue
-        if layer.kernel[0] > size[0] or layer.kernel[1] > size[1]:
+        if len(layer.kernel) != dims:
+            raise SpecError(
+                f"{layer.where}: kernel {format_size(layer.kernel)} has {len(layer.kernel)} axes "
+                f"but the lattice {format_size(input_size)} has {dims}"
+            )
+        if any(layer.kernel[a] > size[a] for a in axes):
             raise SpecError(
                 f"{layer.where}: kernel {format_size(layer.kernel)} is larger than the "
                 f"{format_size(size)} lattice it receives (input {format_size(input_size)})"
             )
         if isinstance(layer, LocalPool):
-            for axis, axis_name in enumerate(("time", "space")):
+            for axis, axis_name in enumerate(_axis_names(dims)):
                 stride = layer.stride[axis]
                 if stride > 1 and size[axis] % stride:
                     note = (
@@ -179,12 +204,12 @@ def trace_lattice(layers: Sequence[LayerSpec], input_size: tuple[int, int]) -> L
                     notes.append(note)
                 scale[axis] *= stride
                 period[axis] = math.lcm(period[axis], scale[axis].numerator)
-            size = [pooled_extent(size[a], layer.kernel[a], layer.stride[a]) for a in (0, 1)]
+            size = [pooled_extent(size[a], layer.kernel[a], layer.stride[a]) for a in axes]
     return LatticeTrace(
-        input_size=(int(input_size[0]), int(input_size[1])),
-        output_size=(size[0], size[1]),
-        period=(period[0], period[1]),
-        divisible=(divisible[0], divisible[1]),
+        input_size=tuple(int(n) for n in input_size),
+        output_size=tuple(size),
+        period=tuple(period),
+        divisible=tuple(divisible),
         floor_notes=tuple(notes),
     )
 
@@ -199,16 +224,19 @@ class LatticeNet(nn.Module):
         layer_specs: Sequence[LayerSpec],
         modules: Sequence[nn.Module],
         in_channels: int,
-        input_size: tuple[int, int] | None,
+        input_size: tuple[int, ...] | None,
         out_features: int,
         spec: dict[str, Any],
         output: str = "configuration",
         group: SymmetryGroup | None = None,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         self.layers = nn.Sequential(*modules)
         self.family = family
         self.output = output
+        # the lattice dimension d: inputs are (B, in_channels, N_0, ..., N_{d-1})
+        self.dims = dims
         # eqr: the point group the network is invariant under (scalar_ml.models.group); else None
         self.group = group
         self.in_channels = in_channels
@@ -217,13 +245,14 @@ class LatticeNet(nn.Module):
         self.spec = spec
         self.ends_with_sigmoid = isinstance(modules[-1], nn.Sigmoid)
         self._layer_specs = tuple(layer_specs)
-        self._checked_sizes: set[tuple[int, int]] = set()
+        self._checked_sizes: set[tuple[int, ...]] = set()
         self._warned_floor = False
 
     def extra_repr(self) -> str:
         size = format_size(self.input_size) if self.input_size else "any"
+        dims = "" if self.dims == 2 else f"dims={self.dims}, "
         return (
-            f"family={self.family}, in_channels={self.in_channels}, input_size={size}, "
+            f"family={self.family}, {dims}in_channels={self.in_channels}, input_size={size}, "
             f"out_features={self.out_features}, output={self.output}"
         )
 
@@ -235,11 +264,18 @@ class LatticeNet(nn.Module):
         return torch.get_default_dtype()
 
     def trace(self, input_size: Sequence[int]) -> LatticeTrace:
-        """:func:`trace_lattice` of this network's lattice stage for ``input_size = (nt, nx)``."""
-        return trace_lattice(self._layer_specs, (int(input_size[0]), int(input_size[1])))
+        """:func:`trace_lattice` of this network's lattice stage for ``input_size = (nt, nx)``
+        (``(N_0, …, N_{d-1})``)."""
+        if len(input_size) != self.dims:
+            raise SpecError(
+                f"this network is {self.dims}-dimensional and cannot take the "
+                f"{format_size(input_size)} lattice"
+            )
+        return trace_lattice(self._layer_specs, tuple(int(n) for n in input_size))
 
-    def invariant_shifts(self, nt: int, nx: int) -> list[tuple[int, int]]:
-        """Shifts ``(dt, dx)`` under which the output is invariant by construction on ``nt × nx``.
+    def invariant_shifts(self, *shape: int) -> list[tuple[int, ...]]:
+        """Shifts ``(dt, dx)`` (one entry per axis) under which the output is invariant by
+        construction on the lattice ``shape`` (``nt, nx`` in 2D).
 
         eq: every shift. st: multiples of the stride product per axis, on axes where every
         stride divided the extent it met (otherwise only 0 on that axis). fl: only ``(0, 0)``.
@@ -251,10 +287,11 @@ class LatticeNet(nn.Module):
                 "a site-output network is translation equivariant (its output moves with the "
                 "input), not invariant; use symmetry_shifts(nt, nx)"
             )
-        return self.symmetry_shifts(nt, nx)
+        return self.symmetry_shifts(*shape)
 
-    def symmetry_shifts(self, nt: int, nx: int) -> list[tuple[int, int]]:
-        """Shifts ``T`` that commute with the network by construction on ``nt × nx``.
+    def symmetry_shifts(self, *shape: int) -> list[tuple[int, ...]]:
+        """Shifts ``T`` that commute with the network by construction on the lattice ``shape``
+        (``nt, nx`` in 2D; a shift has one entry per axis).
 
         For a configuration output ``f(T x) = f(x)`` (invariance), for a site output
         ``f(T x) = T f(x)`` (equivariance); :func:`~scalar_ml.models.equivariance.translation_error`
@@ -264,19 +301,19 @@ class LatticeNet(nn.Module):
         by the trace). fl: only ``(0, 0)``.
         """
         if self.family == "fl":
-            return [(0, 0)]
-        trace = self.trace((nt, nx))
+            return [(0,) * len(shape)]
+        trace = self.trace(shape)
         steps = [
-            p if ok else n for p, ok, n in zip(trace.period, trace.divisible, (nt, nx), strict=True)
+            p if ok else n for p, ok, n in zip(trace.period, trace.divisible, shape, strict=True)
         ]
-        return [(dt, dx) for dt in range(0, nt, steps[0]) for dx in range(0, nx, steps[1])]
+        return list(itertools.product(*(range(0, n, s) for n, s in zip(shape, steps, strict=True))))
 
-    def _check_size(self, size: tuple[int, int]) -> None:
+    def _check_size(self, size: tuple[int, ...]) -> None:
         if self.input_size is not None and size != self.input_size:
             raise ValueError(
                 f"this fl network was built for {format_size(self.input_size)} lattices and got a "
                 f"{format_size(size)} input (flattening fixes the number of features; build it with "
-                f"input_size: [{size[0]}, {size[1]}] or use an eq/st network)"
+                f"input_size: [{', '.join(map(str, size))}] or use an eq/st network)"
             )
         trace = self.trace(size)
         if trace.floor_notes and not self._warned_floor:
@@ -295,12 +332,17 @@ class LatticeNet(nn.Module):
             raise TypeError(
                 f"expected a torch.Tensor of shape (B, {self.in_channels}, Nt, Nx), got {type(x).__name__}"
             )
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        if x.ndim != self.dims + 2 or x.shape[1] != self.in_channels:
+            if self.dims == 2:
+                raise ValueError(
+                    f"expected input of shape (B, {self.in_channels}, Nt, Nx) (channels "
+                    f"[k_t, k_x, l_t, l_x], time then space), got {tuple(x.shape)}"
+                )
             raise ValueError(
-                f"expected input of shape (B, {self.in_channels}, Nt, Nx) (channels "
-                f"[k_t, k_x, l_t, l_x], time then space), got {tuple(x.shape)}"
+                f"expected input of shape (B, {self.in_channels}, N_0, ..., N_{self.dims - 1}) "
+                f"(a {self.dims}-dimensional lattice, time first), got {tuple(x.shape)}"
             )
-        size = (int(x.shape[-2]), int(x.shape[-1]))
+        size = tuple(int(n) for n in x.shape[2:])
         if size not in self._checked_sizes:
             self._check_size(size)
             self._checked_sizes.add(size)
@@ -315,7 +357,8 @@ class LatticeNet(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_channels, Nt, Nx) -> (B, out_features)``, or ``(B, out_features, Nt, Nx)`` for site outputs."""
+        """``(B, in_channels, *shape) -> (B, out_features)``, or ``(B, out_features, *shape)`` for
+        site outputs."""
         return self.layers(self._prepare(x))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -366,13 +409,19 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
     layers_raw = raw.get("layers")
     if not isinstance(layers_raw, list):
         raise SpecError(f"model spec: 'layers' must be a list of layer specs, got {layers_raw!r}")
-    in_channels = raw.get("in_channels", 4)
+    dims = parse_dims(raw.get("dims"), raw.get("input_size"))
+    in_channels = raw.get("in_channels", get_theory().n_channels(dims))
     if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
         raise SpecError(
             f"model spec: 'in_channels' must be a positive integer, got {in_channels!r}"
         )
-    input_size = parse_input_size(raw.get("input_size"))
+    input_size = parse_input_size(raw.get("input_size"), dims)
     output = parse_output(raw.get("output"))
+    if family == "eqr" and dims != 2:
+        raise SpecError(
+            f"model spec: family 'eqr' acts on 2D lattices only (its point group is that of the "
+            f"2D lattice), got dims = {dims}"
+        )
     if family == "eqr":
         if raw.get("group") is None:
             raise SpecError(
@@ -385,11 +434,12 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
     else:
         group = None
 
-    layers = [parse_layer(index, layer) for index, layer in enumerate(layers_raw)]
-    check_family(family, layers, output)
+    layers = [parse_layer(index, layer, dims) for index, layer in enumerate(layers_raw)]
+    check_family(family, layers, output, dims=dims)
     if family == "fl" and input_size is None:
+        form = "[nt, nx]" if dims == 2 else f"[{', '.join(f'N_{a}' for a in range(dims))}]"
         raise SpecError(
-            "model spec: family 'fl' needs input_size: [nt, nx] (flattening fixes the lattice size)"
+            f"model spec: family 'fl' needs input_size: {form} (flattening fixes the lattice size)"
         )
     if input_size is not None:  # a kernel that does not fit the given lattice raises here
         trace_lattice(layers, input_size)
@@ -410,25 +460,25 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
                 raise SpecError(
                     f"{layer.where}: in = {layer.in_channels} but the previous layers give {channels} channels"
                 )
-            modules.append(PeriodicConv2d(channels, layer.out, layer.kernel, bias=layer.bias))
+            modules.append(periodic_conv(channels, layer.out, layer.kernel, bias=layer.bias))
             normalised.append({**layer.to_dict(), "in": channels})
             channels = layer.out
             continue
         if isinstance(layer, LocalPool):
-            modules.append(LatticePool2d(layer.mode, layer.kernel, layer.stride))
+            modules.append(LatticePool(layer.mode, layer.kernel, layer.stride))
         elif isinstance(layer, GlobalPool):
-            modules.append(GlobalPool2d(layer.mode))
+            modules.append(GlobalPoolModule(layer.mode))
             features = channels
             features_origin = f"global_pool gives {channels} features (one per channel)"
         elif isinstance(layer, Flatten):
             assert input_size is not None  # fl requires input_size, checked above
             flattened = trace_lattice(layers[: layer.index + 1], input_size)
-            nt, nx = flattened.output_size
             modules.append(nn.Flatten())
-            features = channels * nt * nx
+            features = channels * math.prod(flattened.output_size)
             features_origin = (
-                f"flatten gives {features} features ({channels} channels × {nt}×{nx} lattice, "
-                f"from input {format_size(input_size)})"
+                f"flatten gives {features} features ({channels} channels × "
+                f"{format_size(flattened.output_size)} lattice, from input "
+                f"{format_size(input_size)})"
             )
         elif isinstance(layer, Linear):
             if layer.in_features is not None and layer.in_features != features:
@@ -441,10 +491,10 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
         elif isinstance(layer, Activation):
             modules.append(_build_activation(layer))
         elif isinstance(layer, Upsample):
-            modules.append(NearestUpsample2d(layer.factor))
+            modules.append(NearestUpsample(layer.factor))
         elif isinstance(layer, Unflatten):
             assert input_size is not None  # fl requires input_size, checked above
-            sites = input_size[0] * input_size[1]
+            sites = math.prod(input_size)
             if features % sites:
                 raise SpecError(
                     f"{layer.where}: {features_origin}, not a multiple of the "
@@ -464,9 +514,10 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
     normalised_spec: dict[str, Any] = {
         key: raw[key] for key in ("name", "task", "description") if key in raw
     }
+    normalised_spec.update(family=family, output=output)
+    if dims != 2:  # 2D specs stay as they were (their checkpoints are unchanged)
+        normalised_spec["dims"] = dims
     normalised_spec.update(
-        family=family,
-        output=output,
         in_channels=in_channels,
         input_size=list(input_size) if input_size is not None else None,
         layers=normalised,
@@ -483,6 +534,7 @@ def build_model(spec: Mapping[str, Any], *, dtype: torch.dtype | None = None) ->
         spec=normalised_spec,
         output=output,
         group=group,
+        dims=dims,
     )
     if dtype is not None:
         if not dtype.is_floating_point:

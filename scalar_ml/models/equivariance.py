@@ -1,6 +1,8 @@
 """Translation symmetry, and the point symmetries of family eqr, as checked contracts.
 
-A lattice translation by ``(dt, dx)`` is ``T x = torch.roll(x, (dt, dx), dims=(-2, -1))``. For a
+A lattice translation by ``(dt, dx)`` is ``T x = torch.roll(x, (dt, dx), dims=(-2, -1))``; on a
+d-dimensional lattice a shift has one entry per axis, ``(s_0, …, s_{d-1})``, time first, and rolls
+the last d axes. For a
 network ``f`` and inputs ``x`` the *translation error* of one shift is
 
     err(dt, dx) = max |f(T x) − f(x)| / max |f(x)|
@@ -16,9 +18,10 @@ A four-dimensional output on another lattice (e.g. a bare strided pooling) has n
 defined and is refused with a ``ValueError``. :func:`translation_error` returns the largest error
 over the shifts.
 
-Default shifts (:func:`lattice_shifts`): every ``(dt, dx)`` when the lattice has at most
-:data:`FULL_SHIFT_MAX_SITES` sites (8×8, 60×4, 100×5, 32×32); on larger lattices the subset of all
-pure time shifts ``(dt, 0)``, all pure space shifts ``(0, dx)`` and the diagonal ``(d, d)``.
+Default shifts (:func:`lattice_shifts`): every shift when the lattice has at most
+:data:`FULL_SHIFT_MAX_SITES` sites (8×8, 60×4, 100×5, 32×32, 8×8×8, 4⁴); on larger lattices the
+subset of all pure shifts along each axis (``(dt, 0)``, ``(0, dx)``, …) and the diagonal
+``(d, d, …)``.
 
 What holds by construction (:meth:`~scalar_ml.models.builder.LatticeNet.symmetry_shifts`): eq
 networks are invariant (site outputs: equivariant) under every shift on any lattice size (errors at
@@ -70,6 +73,8 @@ True
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -93,16 +98,15 @@ _CHUNK_SITES = 1 << 16
 
 
 def lattice_shifts(
-    nt: int,
-    nx: int,
-    *,
-    period: Sequence[int] = (1, 1),
+    *shape: int,
+    period: Sequence[int] | None = None,
     max_sites: int = FULL_SHIFT_MAX_SITES,
-) -> list[tuple[int, int]]:
-    """Shifts ``(dt, dx)`` with ``dt`` a multiple of ``period[0]`` and ``dx`` of ``period[1]``.
+) -> list[tuple[int, ...]]:
+    """Shifts of the lattice ``shape`` (``nt, nx`` in 2D) whose entry on axis ``a`` is a multiple
+    of ``period[a]`` (default 1 on every axis).
 
-    All of them when ``nt·nx <= max_sites``; otherwise the pure time shifts, the pure space shifts
-    and the diagonal ``(k·period[0], k·period[1])``.
+    All of them when the lattice has at most ``max_sites`` sites; otherwise the pure shifts along
+    each axis and the diagonal ``(k·period[0], k·period[1], …)``.
 
     >>> lattice_shifts(4, 2)
     [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)]
@@ -110,15 +114,28 @@ def lattice_shifts(
     [(0, 0), (0, 2), (2, 0), (2, 2)]
     >>> len(lattice_shifts(64, 64))  # 64 + 64 + 64 minus the three repeats of (0, 0)
     190
+    >>> len(lattice_shifts(4, 3, 2)), len(lattice_shifts(16, 16, 16))  # 24; 4·16 − 3
+    (24, 61)
     """
-    pt, px = (int(period[0]), int(period[1]))
-    if pt < 1 or px < 1:
-        raise ValueError(f"period must be positive, got {tuple(period)}")
-    if nt * nx <= max_sites:
-        return [(dt, dx) for dt in range(0, nt, pt) for dx in range(0, nx, px)]
-    shifts = {(dt, 0) for dt in range(0, nt, pt)}
-    shifts |= {(0, dx) for dx in range(0, nx, px)}
-    shifts |= {((k * pt) % nt, (k * px) % nx) for k in range(max(nt // pt, nx // px))}
+    extents = tuple(int(n) for n in shape)
+    steps = tuple(int(p) for p in (period if period is not None else (1,) * len(extents)))
+    if len(steps) != len(extents):
+        raise ValueError(f"period {steps} and lattice {extents} have different lengths")
+    if min(steps, default=1) < 1:
+        raise ValueError(f"period must be positive, got {steps}")
+    if math.prod(extents) <= max_sites:
+        return list(
+            itertools.product(*(range(0, n, p) for n, p in zip(extents, steps, strict=True)))
+        )
+    shifts: set[tuple[int, ...]] = set()
+    for axis, (n, p) in enumerate(zip(extents, steps, strict=True)):
+        shifts |= {
+            tuple(s if a == axis else 0 for a in range(len(extents))) for s in range(0, n, p)
+        }
+    longest = max(n // p for n, p in zip(extents, steps, strict=True))
+    shifts |= {
+        tuple((k * p) % n for n, p in zip(extents, steps, strict=True)) for k in range(longest)
+    }
     return sorted(shifts)
 
 
@@ -126,45 +143,56 @@ def lattice_shifts(
 def translation_errors(
     model: nn.Module,
     x: torch.Tensor,
-    shifts: Iterable[tuple[int, int]] | None = None,
-) -> dict[tuple[int, int], float]:
+    shifts: Iterable[tuple[int, ...]] | None = None,
+) -> dict[tuple[int, ...], float]:
     """Relative translation error of ``model`` on ``x`` for every shift (see the module docstring).
 
-    ``x`` is a batch ``(B, C, Nt, Nx)``; the model is evaluated in eval mode and restored.
+    ``x`` is a batch ``(B, C, Nt, Nx)`` (``(B, C, *shape)`` on a d-dimensional lattice, d = 2, 3,
+    4); the model is evaluated in eval mode and restored.
     """
-    if x.ndim != 4:
-        raise ValueError(f"x must be a batch (B, C, Nt, Nx), got shape {tuple(x.shape)}")
-    nt, nx = int(x.shape[-2]), int(x.shape[-1])
+    if x.ndim not in (4, 5, 6):
+        raise ValueError(
+            f"x must be a batch (B, C, Nt, Nx) or (B, C, *shape) of a 3D or 4D lattice, got "
+            f"shape {tuple(x.shape)}"
+        )
+    shape = tuple(int(n) for n in x.shape[2:])
+    axes = tuple(range(-len(shape), 0))
     shift_list = [
-        (int(dt), int(dx)) for dt, dx in (lattice_shifts(nt, nx) if shifts is None else shifts)
+        tuple(int(s) for s in shift)
+        for shift in (lattice_shifts(*shape) if shifts is None else shifts)
     ]
     if not shift_list:
         raise ValueError("no shifts to check")
+    bad = [s for s in shift_list if len(s) != len(shape)]
+    if bad:
+        raise ValueError(f"shift {bad[0]} does not have one entry per axis of the {shape} lattice")
+    sites = math.prod(shape)
     was_training = model.training
     model.eval()
     try:
-        per_chunk = max(1, _CHUNK_SITES // max(1, x.shape[0] * nt * nx) - 1)
-        errors: dict[tuple[int, int], float] = {}
+        per_chunk = max(1, _CHUNK_SITES // max(1, x.shape[0] * sites) - 1)
+        errors: dict[tuple[int, ...], float] = {}
         for start in range(0, len(shift_list), per_chunk):
             chunk = shift_list[start : start + per_chunk]
             # The unshifted input rides in the same batch, so reference and shifted outputs come
             # from the same kernels (batch-size dependent algorithm choices cancel).
-            batch = torch.cat([x, *(torch.roll(x, s, dims=(-2, -1)) for s in chunk)])
+            batch = torch.cat([x, *(torch.roll(x, s, dims=axes) for s in chunk)])
             outputs = model(batch)
             if not outputs.is_floating_point():
                 outputs = outputs.double()
             outputs = outputs.reshape(len(chunk) + 1, x.shape[0], *outputs.shape[1:])
             reference = outputs[0]
-            equivariant = reference.ndim == 4
-            if equivariant and tuple(reference.shape[-2:]) != (nt, nx):
-                out_size = "×".join(str(n) for n in reference.shape[-2:])
+            equivariant = reference.ndim == x.ndim
+            if equivariant and tuple(reference.shape[2:]) != shape:
+                out_size = "×".join(str(n) for n in reference.shape[2:])
                 raise ValueError(
                     f"the output {tuple(reference.shape)} is a field on a {out_size} lattice but "
-                    f"the input lattice is {nt}×{nx}: neither invariance nor equivariance is defined"
+                    f"the input lattice is {'×'.join(map(str, shape))}: neither invariance nor "
+                    "equivariance is defined"
                 )
             scale = reference.abs().max().clamp_min(torch.finfo(reference.dtype).tiny)
             for shift, output in zip(chunk, outputs[1:], strict=True):
-                expected = torch.roll(reference, shift, dims=(-2, -1)) if equivariant else reference
+                expected = torch.roll(reference, shift, dims=axes) if equivariant else reference
                 errors[shift] = float((output - expected).abs().max() / scale)
         return errors
     finally:
@@ -174,7 +202,7 @@ def translation_errors(
 def translation_error(
     model: nn.Module,
     x: torch.Tensor,
-    shifts: Iterable[tuple[int, int]] | None = None,
+    shifts: Iterable[tuple[int, ...]] | None = None,
 ) -> float:
     """Largest relative change of ``model(x)`` over the lattice translations ``shifts``.
 

@@ -96,8 +96,11 @@ FAMILY_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def check_family(family: str, layers: Sequence[LayerSpec], output: str = OUTPUTS[0]) -> int | None:
-    """Validate ``layers`` against ``family``'s rules for ``output`` (one of :data:`OUTPUTS`).
+def check_family(
+    family: str, layers: Sequence[LayerSpec], output: str = OUTPUTS[0], *, dims: int = 2
+) -> int | None:
+    """Validate ``layers`` against ``family``'s rules for ``output`` (one of :data:`OUTPUTS`) on a
+    ``dims``-dimensional lattice (the rules are the same in every dimension, per axis).
 
     Returns the index of the reduction layer (``global_pool`` or ``flatten``); ``None`` for eq and
     st site-output networks, which never reduce the lattice.
@@ -118,6 +121,9 @@ def check_family(family: str, layers: Sequence[LayerSpec], output: str = OUTPUTS
     if output == "site":
         if family not in _SITE_RULES:
             raise SpecError(f"model spec: family {family!r} has no site-output networks")
+        if family == "st":
+            _check_st_site(layers, dims)
+            return None
         return _SITE_RULES[family](layers)
     for layer in layers:
         if isinstance(layer, Upsample | Unflatten):
@@ -222,29 +228,31 @@ def _check_eq_site(layers: Sequence[LayerSpec]) -> None:
     _check_lattice_site("eq", layers)
 
 
-def _check_st_site(layers: Sequence[LayerSpec]) -> None:
+def _check_st_site(layers: Sequence[LayerSpec], dims: int = 2) -> None:
     _check_lattice_site("st", layers)
-    strides = [1, 1]
-    factors = [1, 1]
+    axes = range(dims)
+    strides = [1] * dims
+    factors = [1] * dims
     last = None  # the last layer that changes the lattice size
     for layer in layers:
         if isinstance(layer, LocalPool) and layer.strided:
-            strides = [strides[a] * layer.stride[a] for a in (0, 1)]
+            strides = [strides[a] * layer.stride[a] for a in axes]
             last = layer
         elif isinstance(layer, Upsample):
-            factors = [factors[a] * layer.factor[a] for a in (0, 1)]
+            factors = [factors[a] * layer.factor[a] for a in axes]
             last = layer
     if strides == factors:
         return
-    assert last is not None  # without strides or upsampling both products are [1, 1]
+    assert last is not None  # without strides or upsampling both products are [1, ...]
+    order = "(time, space)" if dims == 2 else "(time first)"
     if not any(isinstance(layer, Upsample) for layer in layers):
         raise SpecError(
-            f"{last.where}: strided pooling shrinks the lattice by {strides} per axis (time, "
-            "space) and no upsample restores it; a site-output network must end on its input "
+            f"{last.where}: strided pooling shrinks the lattice by {strides} per axis {order} "
+            "and no upsample restores it; a site-output network must end on its input "
             "lattice (add {type: upsample, factor: ...})"
         )
     raise SpecError(
-        f"{last.where}: the upsampling factors multiply to {factors} per axis (time, space) but "
+        f"{last.where}: the upsampling factors multiply to {factors} per axis {order} but "
         f"the pooling strides to {strides}; a site-output network must end on its input lattice"
     )
 

@@ -4,7 +4,8 @@ A *model spec* is a mapping::
 
     family: eq | st | fl | eqr  # validated architecture kind (scalar_ml.models.families)
     output: configuration | site  # optional, default configuration (see below)
-    in_channels: 4              # optional, default 4 ([k_t, k_x, l_t, l_x])
+    dims: 2 | 3 | 4             # optional: the lattice dimension d (default 2, or len(input_size))
+    in_channels: 4              # optional, default 2d (4: [k_t, k_x, l_t, l_x])
     input_size: [nt, nx] | null # required for fl (fixed lattice), optional check for eq/st
     group: [P, TC]              # eqr only: generators of its point group (scalar_ml.models.group)
     layers: [ ... ]             # list of layer specs, applied in order
@@ -17,7 +18,9 @@ shape, one vector per site. Which layers each family may use for either output i
 :mod:`scalar_ml.models.families`; the output is never guessed from the layers, so a forgotten
 ``global_pool`` is an error, not silently a per-site network.
 
-and each *layer spec* is one of (``kernel`` and ``stride`` are an int or ``[k_t, k_x]``)::
+and each *layer spec* is one of (``kernel``, ``stride`` and ``factor`` are an int or ``[k_t, k_x]``;
+on a d-dimensional lattice an int ``k`` means ``k`` along every axis and a list has d entries,
+time first: ``kernel: 2`` is 2×2×2 in 3D, ``[3, 2, 2]`` is 3 in time and 2 in space)::
 
     {type: conv, kernel: 2, out: 32, in: 4, bias: true}   # periodic, stride 1, size-keeping
     {type: avg_pool, kernel: 2, stride: 2}                # stride defaults to kernel
@@ -44,7 +47,7 @@ reshapes the features of an fl network back onto its fixed ``input_size`` lattic
 optional and, when given, checked against ``features / (Nt·Nx)``.
 
 Every error is a :class:`SpecError` (a ``ValueError``) whose message starts with the offending layer,
-e.g. ``layer 2 (conv): ...``.
+e.g. ``layer 2 (conv): ...``. The eqr layers exist in 2D only.
 
 >>> parse_layer(0, {"type": "conv", "kernel": 2, "out": 8, "bias": False}).to_dict()
 {'type': 'conv', 'kernel': [2, 2], 'out': 8, 'bias': False}
@@ -52,6 +55,12 @@ e.g. ``layer 2 (conv): ...``.
 Traceback (most recent call last):
 ...
 scalar_ml.models.spec.SpecError: layer 3 (conv): 'out' must be a positive integer, got 0
+>>> parse_layer(0, {"type": "conv", "kernel": 2, "out": 8}, dims=3).to_dict()
+{'type': 'conv', 'kernel': [2, 2, 2], 'out': 8, 'bias': True}
+>>> parse_layer(1, {"type": "max_pool", "kernel": [1, 2]}, dims=3)
+Traceback (most recent call last):
+...
+scalar_ml.models.spec.SpecError: layer 1 (max_pool): 'kernel' must be an int or a list of 3 extents (time first), got [1, 2]
 >>> parse_layer(5, {"type": "upsample", "factor": [2, 1]}).to_dict()
 {'type': 'upsample', 'factor': [2, 1], 'mode': 'nearest'}
 >>> parse_layer(5, {"type": "upsample", "factor": 2, "mode": "bilinear"})
@@ -76,6 +85,7 @@ from scalar_ml.config import to_plain
 from scalar_ml.models.layers import ACTIVATIONS, GLOBAL_POOL_MODES, UPSAMPLE_MODES
 
 __all__ = [
+    "DIMS",
     "FAMILIES",
     "LAYER_TYPES",
     "MODEL_KEYS",
@@ -91,6 +101,7 @@ __all__ = [
     "Unflatten",
     "Upsample",
     "format_size",
+    "parse_dims",
     "parse_input_size",
     "parse_layer",
     "parse_output",
@@ -98,6 +109,8 @@ __all__ = [
 ]
 
 FAMILIES: tuple[str, ...] = ("eq", "st", "fl", "eqr")
+#: Lattice dimensions a network can have (its ``dims``).
+DIMS: tuple[int, ...] = (2, 3, 4)
 LAYER_TYPES: tuple[str, ...] = (
     "conv",
     "avg_pool",
@@ -120,6 +133,7 @@ OUTPUTS: tuple[str, ...] = ("configuration", "site")
 MODEL_KEYS: tuple[str, ...] = (
     "family",
     "output",
+    "dims",
     "layers",
     "in_channels",
     "input_size",
@@ -147,6 +161,20 @@ def _positive_int(value: Any, key: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise SpecError(f"{where}: {key!r} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _int_tuple(value: Any, key: str, where: str, dims: int) -> tuple[int, ...]:
+    """An int ``k`` (``k`` along every axis) or a list of ``dims`` positive ints (time first)."""
+    if dims == 2:
+        return _int_pair(value, key, where)
+    if isinstance(value, list | tuple):
+        if len(value) != dims:
+            raise SpecError(
+                f"{where}: {key!r} must be an int or a list of {dims} extents (time first), "
+                f"got {list(value)!r}"
+            )
+        return tuple(_positive_int(v, key, where) for v in value)
+    return (_positive_int(value, key, where),) * dims
 
 
 def _int_pair(value: Any, key: str, where: str) -> tuple[int, int]:
@@ -202,7 +230,7 @@ class LayerSpec(ABC):
 class Conv(LayerSpec):
     """Periodic stride-1 convolution keeping the lattice size."""
 
-    kernel: tuple[int, int] = (1, 1)
+    kernel: tuple[int, ...] = (1, 1)
     out: int = 1
     in_channels: int | None = None
     bias: bool = True
@@ -221,8 +249,8 @@ class LocalPool(LayerSpec):
     """Local average or max pooling (``mode``) with periodic windows."""
 
     mode: str = "avg"
-    kernel: tuple[int, int] = (2, 2)
-    stride: tuple[int, int] = (2, 2)
+    kernel: tuple[int, ...] = (2, 2)
+    stride: tuple[int, ...] = (2, 2)
     type: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -239,7 +267,7 @@ class LocalPool(LayerSpec):
 
 @dataclass(frozen=True)
 class GlobalPool(LayerSpec):
-    """Mean, max or sum over all lattice sites: ``(B, C, Nt, Nx) -> (B, C)``."""
+    """Mean, max or sum over all lattice sites: ``(B, C, *shape) -> (B, C)``."""
 
     mode: str = "avg"
     type: str = field(init=False, default="global_pool")
@@ -250,7 +278,7 @@ class GlobalPool(LayerSpec):
 
 @dataclass(frozen=True)
 class Flatten(LayerSpec):
-    """``(B, C, Nt, Nx) -> (B, C·Nt·Nx)``: fixes the lattice size."""
+    """``(B, C, *shape) -> (B, C·V)``: fixes the lattice size."""
 
     type: str = field(init=False, default="flatten")
 
@@ -289,9 +317,10 @@ class Activation(LayerSpec):
 
 @dataclass(frozen=True)
 class Upsample(LayerSpec):
-    """Nearest-neighbour upsampling by ``factor = (f_t, f_x)``: every site becomes an ``f_t × f_x`` block."""
+    """Nearest-neighbour upsampling by ``factor = (f_t, f_x)`` (one per axis): every site becomes an
+    ``f_t × f_x`` block."""
 
-    factor: tuple[int, int] = (2, 2)
+    factor: tuple[int, ...] = (2, 2)
     mode: str = "nearest"
     type: str = field(init=False, default="upsample")
 
@@ -301,7 +330,7 @@ class Upsample(LayerSpec):
 
 @dataclass(frozen=True)
 class Unflatten(LayerSpec):
-    """``(B, C·Nt·Nx) -> (B, C, Nt, Nx)`` on the fixed input lattice of an fl network."""
+    """``(B, C·V) -> (B, C, *shape)`` on the fixed input lattice of an fl network."""
 
     channels: int | None = None
     type: str = field(init=False, default="unflatten")
@@ -313,8 +342,9 @@ class Unflatten(LayerSpec):
         return d
 
 
-def parse_layer(index: int, raw: Any) -> LayerSpec:
-    """Parse and validate one layer spec (a mapping with a ``type`` key)."""
+def parse_layer(index: int, raw: Any, dims: int = 2) -> LayerSpec:
+    """Parse and validate one layer spec (a mapping with a ``type`` key) of a network on a
+    ``dims``-dimensional lattice."""
     if not isinstance(raw, Mapping):
         raise SpecError(f"layer {index}: a layer spec must be a mapping with a 'type', got {raw!r}")
     layer_type = raw.get("type")
@@ -328,6 +358,11 @@ def parse_layer(index: int, raw: Any) -> LayerSpec:
             f"layer {index} ({layer_type}): unknown layer type {layer_type!r}; known: {', '.join(LAYER_TYPES)}"
         )
     if layer_type in ("lift_conv", "group_conv", "group_pool"):
+        if dims != 2:
+            raise SpecError(
+                f"layer {index} ({layer_type}): the eqr layers act on 2D lattices only, this "
+                f"network is {dims}-dimensional"
+            )
         from scalar_ml.models.group import parse_group_layer  # imports this module
 
         return parse_group_layer(index, raw)
@@ -342,16 +377,16 @@ def parse_layer(index: int, raw: Any) -> LayerSpec:
         in_channels = raw.get("in")
         return Conv(
             index,
-            kernel=_int_pair(_required(raw, "kernel", where), "kernel", where),
+            kernel=_int_tuple(_required(raw, "kernel", where), "kernel", where, dims),
             out=_positive_int(_required(raw, "out", where), "out", where),
             in_channels=None if in_channels is None else _positive_int(in_channels, "in", where),
             bias=_bool(raw.get("bias", True), "bias", where),
         )
     if layer_type in ("avg_pool", "max_pool"):
         _check_keys(raw, {"kernel", "stride"}, where)
-        kernel = _int_pair(_required(raw, "kernel", where), "kernel", where)
+        kernel = _int_tuple(_required(raw, "kernel", where), "kernel", where, dims)
         stride = raw.get("stride")
-        stride_pair = kernel if stride is None else _int_pair(stride, "stride", where)
+        stride_pair = kernel if stride is None else _int_tuple(stride, "stride", where, dims)
         return LocalPool(
             index, mode=layer_type.removesuffix("_pool"), kernel=kernel, stride=stride_pair
         )
@@ -380,7 +415,7 @@ def parse_layer(index: int, raw: Any) -> LayerSpec:
         mode = raw.get("mode", "nearest")
         if mode not in UPSAMPLE_MODES:
             raise SpecError(f"{where}: 'mode' must be one of {list(UPSAMPLE_MODES)}, got {mode!r}")
-        factor = _int_pair(_required(raw, "factor", where), "factor", where)
+        factor = _int_tuple(_required(raw, "factor", where), "factor", where, dims)
         return Upsample(index, factor=factor, mode=mode)
     if layer_type == "unflatten":
         _check_keys(raw, {"channels"}, where)
@@ -399,17 +434,42 @@ def parse_layer(index: int, raw: Any) -> LayerSpec:
     return Activation(index, name=name, options=options)
 
 
-def parse_input_size(value: Any) -> tuple[int, int] | None:
-    """``None`` or ``[nt, nx]`` of positive ints (time first)."""
+def parse_input_size(value: Any, dims: int | None = None) -> tuple[int, ...] | None:
+    """``None`` or ``[nt, nx]`` (``[N_0, …, N_{d-1}]``, time first) of positive ints; with ``dims``
+    it must have that many entries."""
     if value is None:
         return None
     where = "model spec"
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise SpecError(f"{where}: 'input_size' must be [nt, nx] or null, got {value!r}")
-    return (
-        _positive_int(value[0], "input_size", where),
-        _positive_int(value[1], "input_size", where),
-    )
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) not in (2, 3, 4)
+        or (dims is not None and len(value) != dims)
+    ):
+        form = "[nt, nx]" if dims in (None, 2) else f"a list of {dims} extents (time first)"
+        raise SpecError(f"{where}: 'input_size' must be {form} or null, got {value!r}")
+    return tuple(_positive_int(v, "input_size", where) for v in value)
+
+
+def parse_dims(value: Any, input_size: Any = None) -> int:
+    """The model spec's ``dims`` (2, 3 or 4): the value itself, else the length of ``input_size``,
+    else 2.
+
+    >>> parse_dims(None), parse_dims(None, [8, 8, 8]), parse_dims(3)
+    (2, 3, 3)
+    >>> parse_dims(5)
+    Traceback (most recent call last):
+    ...
+    scalar_ml.models.spec.SpecError: model spec: 'dims' must be 2, 3 or 4 (the lattice dimension), got 5
+    """
+    if value is None:
+        if isinstance(input_size, list | tuple) and len(input_size) in DIMS:
+            return len(input_size)
+        return 2
+    if isinstance(value, bool) or value not in DIMS:
+        raise SpecError(
+            f"model spec: 'dims' must be 2, 3 or 4 (the lattice dimension), got {value!r}"
+        )
+    return int(value)
 
 
 def parse_output(value: Any) -> str:

@@ -115,7 +115,7 @@ class SearchCallback(Callback):
             "storage": display_storage(storage),
             "task": str(config.task.name),
             "family": str(config.model.family),
-            "lattice_size": [int(config.lattice.nt), int(config.lattice.nx)],
+            "lattice_size": list(_lattice_shape(config)),
             "arch": OmegaConf.to_container(config.model.arch, resolve=True),
             "divergence_penalty": config.get("divergence_penalty"),
             "sampler_seed": seed,
@@ -144,9 +144,16 @@ class SearchCallback(Callback):
             task=str(config.task.name),
             family=str(config.model.family),
             base_arch=OmegaConf.to_container(config.model.arch, resolve=True),  # type: ignore[arg-type]
-            lattice_size=(int(config.lattice.nt), int(config.lattice.nx)),
+            lattice_size=_lattice_shape(config),
             penalty=None if penalty is None else float(penalty),
             top=self.top,
             trials_before=self.trials_before,
         )
         log.info("search report: %s", sweep_dir / TOP_TABLE_FILE)
+
+
+def _lattice_shape(config: DictConfig) -> tuple[int, ...]:
+    """The training lattice's shape (``(nt, nx)`` in 2D) from the composed config."""
+    from scalar_ml.physics.params import Lattice
+
+    return Lattice.parse(OmegaConf.to_container(config.lattice, resolve=True)).shape

@@ -36,6 +36,7 @@ def searchable_module(
     scheduler: SchedulerFactory | None = None,
     scheduler_monitor: str = "val/loss",
     scheduler_interval: str = "epoch",
+    dims: int | None = None,
 ) -> LatticeModule:
     """A :class:`LatticeModule` for ``task`` whose network is the point ``arch`` of family ``family``.
 
@@ -44,17 +45,22 @@ def searchable_module(
         family: ``eq``, ``st`` or ``fl``.
         arch: the flat architecture point (keys of :data:`scalar_ml.search.space.ARCH_DEFAULTS`).
         lattice_size: ``[nt, nx]`` of the training lattice (an fl network's input size; every
-            kernel and pooling window must fit on it).
+            kernel and pooling window must fit on it); ``[N_0, …, N_{d-1}]`` in d dimensions.
         head: what the network outputs (a :class:`~scalar_ml.models.head.Head` or a mapping of
             its fields, e.g. ``{outputs: 1, activation: sigmoid, per_site: true}``); ``None``: the
             task's head (:meth:`scalar_ml.tasks.Task.head`).
         optimizer, scheduler, scheduler_monitor, scheduler_interval: as for ``LatticeModule``.
+        dims: the lattice dimension, when given (it must be ``len(lattice_size)``).
 
     Raises:
         InvalidArchitectureError: the point is outside the space or does not fit the lattice.
     """
     from scalar_ml.training.module import LatticeModule
 
+    if dims is not None and dims != len(lattice_size):
+        raise ValueError(
+            f"dims = {dims} but the lattice_size {list(lattice_size)} has {len(lattice_size)} extents"
+        )
     spec = arch_spec(arch, family, task=task, head=head, lattice_size=lattice_size)
     log.info("searchable %s network: %s", family, spec["description"])
     return LatticeModule(

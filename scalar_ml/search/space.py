@@ -75,6 +75,7 @@ layer, before any data are loaded.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -208,7 +209,8 @@ def arch_layers(
 
     The output is ``head``'s, or ``task``'s (:func:`resolve_head`). ``lattice_size = (nt, nx)`` is
     needed only by an fl network with a per-site head (its output layer has ``outputs·nt·nx``
-    features). Raises :class:`InvalidArchitectureError` for values outside the space or points the
+    features; on a d-dimensional lattice ``outputs·V``). Kernels and pooling windows are ints: on a
+    d-dimensional lattice ``k`` means ``k`` along every axis. Raises :class:`InvalidArchitectureError` for values outside the space or points the
     family does not allow (pooling in ``eq``, no dense layer in ``fl``). Unused slots are ignored.
     """
     if family not in FAMILIES:
@@ -285,7 +287,7 @@ def arch_layers(
     if n_linear > 0:
         if family == "fl" and resolved.per_site:
             assert lattice_size is not None  # checked above
-            sites = int(lattice_size[0]) * int(lattice_size[1])
+            sites = math.prod(int(n) for n in lattice_size)
             layers.append({**dense, "out": n_outputs * sites, "bias": bias_of("bias_out")})
             layers.append({"type": "unflatten", "channels": n_outputs})
         else:
@@ -313,8 +315,9 @@ def arch_spec(
     """A complete model spec for :func:`scalar_ml.models.build_model`, checked on ``lattice_size``.
 
     The output is ``head``'s, or ``task``'s (:func:`resolve_head`); ``task``, when given, is
-    recorded in the spec. ``lattice_size = (nt, nx)`` is the training lattice: the input size of an
-    fl network and the lattice every kernel and pooling window must fit on (and, for an st
+    recorded in the spec. ``lattice_size = (nt, nx)`` is the training lattice (``(N_0, …,
+    N_{d-1})`` in d = 3, 4 dimensions: the spec then has ``dims: d``): the input size of an fl
+    network and the lattice every kernel and pooling window must fit on (and, for an st
     site-output network, that every stride must divide). Raises :class:`InvalidArchitectureError`
     naming the layer that does not fit.
     """
@@ -323,11 +326,16 @@ def arch_spec(
     from scalar_ml.models.spec import format_size
 
     resolved = resolve_head(task, head)
-    size = (int(lattice_size[0]), int(lattice_size[1]))
+    size = tuple(int(n) for n in lattice_size)
+    dims = len(size)
+    if dims not in (2, 3, 4):
+        raise InvalidArchitectureError(
+            f"lattice_size must have 2, 3 or 4 extents (time first), got {list(lattice_size)}"
+        )
     layers = arch_layers(arch, family, head=resolved, lattice_size=size)
-    parsed = [parse_layer(index, layer) for index, layer in enumerate(layers)]
+    parsed = [parse_layer(index, layer, dims) for index, layer in enumerate(layers)]
     try:
-        check_family(family, parsed, resolved.output)
+        check_family(family, parsed, resolved.output, dims=dims)
         trace_lattice(parsed, size)
         flatten = next((layer.index for layer in parsed if isinstance(layer, Flatten)), None)
         flattened_size = (
@@ -341,11 +349,15 @@ def arch_spec(
             f"{format_size(size)} training lattice: {exc}"
         ) from exc
     spec: dict[str, Any] = {"family": family}
+    if dims != 2:
+        spec["dims"] = dims
     if task is not None:
         spec["task"] = task
     spec.update(
         layers=layers,
-        description=describe_layers(layers, flattened_size=flattened_size, lattice_size=size),
+        description=describe_layers(
+            layers, in_channels=2 * dims, flattened_size=flattened_size, lattice_size=size
+        ),
     )
     if resolved.per_site:
         spec["output"] = resolved.output
@@ -370,7 +382,8 @@ def describe_layers(
     with ``flattened_size = (h, w)``, the lattice reaching the flatten (``?`` when not given). A
     final sigmoid is written ``Sigmoid``. Upsampling by ``f_t × f_x`` is ``Upsample<f_t>x<f_x>``;
     an unflatten to ``C`` channels on the ``lattice_size = (h, w)`` input lattice is
-    ``Unflatten(C,h,w)`` (``?`` for what is not known).
+    ``Unflatten(C,h,w)`` (``?`` for what is not known). On a d-dimensional lattice (``lattice_size``
+    with d entries) kernels and factors have d extents: ``Conv2x2x2(6,8)``.
 
     >>> describe_layers([{"type": "conv", "kernel": 2, "out": 4, "bias": False},
     ...                  {"type": "activation", "name": "leaky_relu"},
@@ -383,6 +396,7 @@ def describe_layers(
     biases: list[bool] = []
     activations: set[str] = set()
     channels: int | None = in_channels
+    dims = 2 if lattice_size is None else len(lattice_size)
     n = len(layers)
     reduced = any(layer["type"] in ("global_pool", "flatten") for layer in layers)
     output_kinds = ("linear",) if reduced else ("linear", "conv")
@@ -394,8 +408,8 @@ def describe_layers(
             biases.append(bias)
             if kind == "conv":
                 k = layer["kernel"]
-                kt, kx = (k, k) if isinstance(k, int) else k
-                text = f"Conv{kt}x{kx}({channels},{layer['out']})"
+                extents = (k,) * dims if isinstance(k, int) else tuple(k)
+                text = f"Conv{'x'.join(map(str, extents))}({channels},{layer['out']})"
             else:
                 text = f"Linear({'?' if channels is None else channels},{layer['out']})"
             channels = int(layer["out"])
@@ -414,17 +428,20 @@ def describe_layers(
             if flattened_size is None or channels is None:
                 channels = None
             else:
-                channels *= int(flattened_size[0]) * int(flattened_size[1])
+                channels *= math.prod(int(n) for n in flattened_size)
         elif kind == "upsample":
             f = layer["factor"]
-            ft, fx = (f, f) if isinstance(f, int) else f
-            parts.append(f"Upsample{ft}x{fx}")
+            factors = (f,) * dims if isinstance(f, int) else tuple(f)
+            parts.append(f"Upsample{'x'.join(map(str, factors))}")
         elif kind == "unflatten":
-            h, w = ("?", "?") if lattice_size is None else (lattice_size[0], lattice_size[1])
+            extents = ("?", "?") if lattice_size is None else tuple(lattice_size)
             out_channels = layer.get("channels")
             if out_channels is None and channels is not None and lattice_size is not None:
-                out_channels = channels // (int(lattice_size[0]) * int(lattice_size[1]))
-            parts.append(f"Unflatten({'?' if out_channels is None else out_channels},{h},{w})")
+                out_channels = channels // math.prod(int(n) for n in lattice_size)
+            parts.append(
+                f"Unflatten({'?' if out_channels is None else out_channels},"
+                f"{','.join(map(str, extents))})"
+            )
             channels = None if out_channels is None else int(out_channels)
         elif kind == "activation":
             if index == n - 1 and layer.get("name") == "sigmoid":

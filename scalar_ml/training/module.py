@@ -91,6 +91,9 @@ class LatticeModule(L.LightningModule):
         family: ``eq``, ``st`` or ``fl`` (with ``layers``).
         layers: layer specs (see :mod:`scalar_ml.models.spec`).
         input_size: ``[nt, nx]`` for an fl network built from ``layers``.
+        dims: the lattice dimension d of the network (``None``: 2, or that of ``spec``); a 2D
+            preset is lifted to d dimensions (:func:`scalar_ml.models.presets.lift_spec`), hand-written
+            ``layers`` are read as d-dimensional.
         spec: a complete model spec.
         optimizer: a factory ``params -> Optimizer`` (Hydra ``_partial_: true``); default Adam(1e-3).
         scheduler: a factory ``optimizer -> LR scheduler`` or ``None``.
@@ -110,6 +113,7 @@ class LatticeModule(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         scheduler_monitor: str = "val/loss",
         scheduler_interval: str = "epoch",
+        dims: int | None = None,
     ) -> None:
         super().__init__()
         self.task = get_task(task)
@@ -119,7 +123,9 @@ class LatticeModule(L.LightningModule):
             )
         self.target_names = self.task.targets
         self.net = build_model(
-            self._resolve_spec(preset, family, layers, input_size, spec, self.task.head().output)
+            self._resolve_spec(
+                preset, family, layers, input_size, spec, self.task.head().output, dims
+            )
         )
         self._check_head(preset)
         self.optimizer_factory = optimizer
@@ -174,18 +180,24 @@ class LatticeModule(L.LightningModule):
         input_size: Sequence[int] | None,
         spec: Mapping[str, Any] | None,
         output: str,
+        dims: int | None = None,
     ) -> dict[str, Any]:
         if spec is not None:
             if layers is not None:
                 raise ValueError("give either spec or layers, not both")
-            return dict(to_plain(spec))
+            out = dict(to_plain(spec))
+            if dims is not None and dims != out.get("dims", 2):
+                raise ValueError(
+                    f"the spec is for {out.get('dims', 2)}-dimensional lattices, not {dims}"
+                )
+            return out
         if preset is not None and layers is not None:
             raise ValueError(
                 f"give either preset ({preset!r}) or layers, not both (model=custom sets preset: null)"
             )
         if preset is not None:
             try:
-                return preset_spec(preset)
+                return preset_spec(preset, dims=dims)
             except (FileNotFoundError, KeyError, ValueError) as exc:
                 from scalar_ml.models import list_presets
 
@@ -200,6 +212,8 @@ class LatticeModule(L.LightningModule):
             raise ValueError("model.family (eq, st or fl) is required with model.layers")
         # a hand-written layer list returns what the task needs (per configuration or per site)
         out: dict[str, Any] = {"family": family, "layers": to_plain(layers), "output": output}
+        if dims is not None and dims != 2:
+            out["dims"] = dims
         if input_size is not None:
             out["input_size"] = list(to_plain(input_size))
         return out

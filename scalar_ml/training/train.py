@@ -70,14 +70,27 @@ def _check_model_data(model: Any, datamodule: Any) -> None:
         raise ValueError(
             f"model task {model.task.name!r} does not match data task {datamodule.task.name!r}"
         )
+    if net.dims != len(lattice):
+        name = model.hparams.get("preset") or "this network"
+        raise ValueError(
+            f"{name} is {net.dims}-dimensional but the training lattice {format_size(lattice)} is "
+            f"{len(lattice)}-dimensional"
+        )
     if net.input_size is not None and tuple(net.input_size) != tuple(lattice):
         name = model.hparams.get("preset") or "this fl network"
         raise ValueError(
             f"{name} takes only {format_size(net.input_size)} lattices (flattening fixes the input "
             f"size), but the training lattice is {format_size(lattice)}: choose "
-            f"lattice={net.input_size[0]}x{net.input_size[1]} or an eq/st model"
+            f"lattice={'x'.join(map(str, net.input_size))} or an eq/st model"
         )
     net.trace(lattice)  # a kernel larger than the lattice raises SpecError here, before sampling
+
+
+def _training_lattice(cfg: DictConfig) -> Any:
+    """The validated training lattice of ``cfg.lattice`` (``ConfigError`` naming ``lattice``)."""
+    from scalar_ml.physics.theory import get_theory
+
+    return get_theory().lattice(OmegaConf.to_container(cfg.lattice, resolve=True), key="lattice")
 
 
 def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
@@ -211,15 +224,20 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
     if requested is None and rank != 0 and os.environ.get("PL_GLOBAL_SEED") is not None:
         requested = int(os.environ["PL_GLOBAL_SEED"])
     seed = call_checked(resolve_seed, requested, ckpt_info)
+    lattice = call_checked(_training_lattice, cfg, what="lattice")
     with open_dict(cfg):
         cfg.seed = seed
         model_cfg = cfg.model
+        if lattice.dims != 2 and model_cfg.get("dims") is None:
+            # a d-dimensional lattice: the network's dimension (2D presets are lifted); 2D configs
+            # stay as they were
+            model_cfg.dims = lattice.dims
         if (
             model_cfg.get("layers") is not None
             and model_cfg.get("family") == "fl"
             and model_cfg.get("input_size") is None
         ):
-            model_cfg.input_size = [int(cfg.lattice.nt), int(cfg.lattice.nx)]
+            model_cfg.input_size = list(lattice.shape)
 
     import lightning as L
 
