@@ -5,7 +5,8 @@ defaults list of each group file (``defaults: [schema, _self_]``) and of ``conf/
 
 - ``physics/schema``: one float per parameter of the theory (:mod:`scalar_ml.physics.theory`:
   ``eta``, ``lam``, ``mu``);
-- ``lattice/schema``: ``nt``, ``nx`` (integers);
+- ``lattice/schema``: ``nt``, ``nx`` (integers, a 2D lattice) or ``shape`` (a list of 2 to 4
+  integers, time first: ``conf/lattice/8x8x8.yaml``); the unused form stays null;
 - ``sampler/schema``: ``n_chains`` (int), ``n_therm``, ``sweeps_between`` (int or null),
   ``progress`` (bool);
 - ``sample_schema``: the whole ``python -m scalar_ml.sample`` config (the groups above, ``scan``
@@ -36,10 +37,13 @@ __all__ = ["LatticeSchema", "SamplerSchema", "check_keys", "register_schemas"]
 
 @dataclass
 class LatticeSchema:
-    """A periodic ``nt × nx`` lattice, time first."""
+    """A periodic ``nt × nx`` lattice, or ``shape = [N_0, …, N_{d-1}]`` (d = 2, 3, 4), time first.
 
-    nt: int = MISSING
-    nx: int = MISSING
+    Exactly one form is given (checked by :meth:`scalar_ml.physics.params.Lattice.parse`)."""
+
+    nt: int | None = None
+    nx: int | None = None
+    shape: list[int] | None = None
 
 
 @dataclass

@@ -73,10 +73,15 @@ def test_config_groups_compose_with_documented_values():
         p = _compose([f"physics={name}"]).physics
         assert (p.eta, p.lam, p.mu) == values
     names = sorted(p.stem for p in (CONF_DIR / "lattice").glob("*.yaml"))
-    assert names == sorted(["8x8", "16x16", "32x32", "64x64", "60x4", "100x5", "125x8", "200x10"])
+    two = ["8x8", "16x16", "32x32", "64x64", "60x4", "100x5", "125x8", "200x10"]
+    more = ["8x8x8", "12x12x12", "16x16x16", "24x24x24", "32x8x8", "4x4x4x4", "8x8x8x8"]
+    assert names == sorted(two + more)
     for name in names:
         lat = _compose([f"lattice={name}"]).lattice
-        assert f"{lat.nt}x{lat.nx}" == name  # time first
+        if name in two:
+            assert f"{lat.nt}x{lat.nx}" == name and lat.shape is None  # time first
+        else:
+            assert lat.nt is None and lat.nx is None and "x".join(map(str, lat.shape)) == name
         assert len(sample.parse_config(_compose([f"lattice={name}"])).requests) == 1
 
 

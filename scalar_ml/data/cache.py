@@ -11,12 +11,13 @@ Conventions:
 - **Key.** The readable name is for humans; the 12-hex-digit hash is the identity. It is the SHA-256 of
   a canonical JSON of everything that changes the data: ``FORMAT_VERSION``, the sampler algorithm
   version (when the generator declares one), the theory's parameters (:mod:`scalar_ml.physics.theory`:
-  ``eta, lam, mu``, full float precision, ``-0.0`` folded to ``0.0``), ``nt, nx``, ``n_configs``,
+  ``eta, lam, mu``, full float precision, ``-0.0`` folded to ``0.0``), the lattice (``nt, nx`` in 2D,
+  ``shape`` in d = 3, 4 dimensions, e.g. ``eta6.01_lam1_mu0_8x8x8_...``), ``n_configs``,
   ``seed`` and the data-changing sampler options ``n_chains``, ``n_therm``, ``sweeps_between``
   (defaults filled in, so omitting an option and passing its default give the same key).
   ``progress`` does not change the data and is not part of the key.
 - **File.** A ``np.savez_compressed`` archive holding ``configs`` ((N, 4, Nt, Nx) int32, channels
-  ``[k_t, k_x, l_t, l_x]``), the theory's per-configuration observables ``n``, ``phi2``, ``phi4``
+  ``[k_t, k_x, l_t, l_x]``; ``(N, 2d, *shape)`` in d dimensions), the theory's per-configuration observables ``n``, ``phi2``, ``phi4``
   ((N,) float64), ``meta`` (a 0-d unicode array with the metadata as JSON) and ``checksum`` (SHA-256
   over the arrays' dtype, shape and bytes and the metadata JSON). Everything loads with
   ``np.load(path, allow_pickle=False)``. Checks on load and store (closed configurations: div k = 0,
@@ -181,7 +182,7 @@ class EnsembleRequest:
         return cls(
             # float(x) + 0.0 folds -0.0 into 0.0 and ints into floats
             params=PhysicsParams(**{k: float(v) + 0.0 for k, v in _THEORY.values(params).items()}),
-            lattice=Lattice(int(lattice.nt), int(lattice.nx)),
+            lattice=Lattice(*(int(n) for n in lattice.shape)),
             n_configs=n_configs_,
             seed=seed_,
             n_chains=opts["n_chains"],
@@ -195,8 +196,7 @@ class EnsembleRequest:
         payload: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             **_THEORY.values(self.params),
-            "nt": self.lattice.nt,
-            "nx": self.lattice.nx,
+            **_lattice_key(self.lattice),
             "n_configs": self.n_configs,
             "seed": self.seed,
             **self.sampler_options(),
@@ -226,6 +226,12 @@ class EnsembleRequest:
         }
 
 
+def _lattice_key(lattice: Lattice) -> dict[str, Any]:
+    """The lattice's part of a key: ``{"nt", "nx"}`` in 2D (the keys of the 2D cache, unchanged),
+    ``{"shape": [...]}`` in d = 3, 4 dimensions."""
+    return lattice.as_dict()
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
@@ -253,9 +259,9 @@ def _freeze(a: np.ndarray) -> np.ndarray:
 
 def _check_arrays(arrays: Mapping[str, np.ndarray], req: EnsembleRequest) -> None:
     """Shapes, dtypes, finiteness and the theory's constraints on closed configurations."""
-    n, nt, nx = req.n_configs, req.lattice.nt, req.lattice.nx
+    n, lattice = req.n_configs, req.lattice
     c = arrays["configs"]
-    expected = (n, _THEORY.in_channels, nt, nx)
+    expected = (n, _THEORY.n_channels(lattice.dims), *lattice.shape)
     if c.shape != expected:
         raise ValueError(f"configs has shape {c.shape}, expected {expected}")
     for name in _THEORY.observable_names:
@@ -263,7 +269,7 @@ def _check_arrays(arrays: Mapping[str, np.ndarray], req: EnsembleRequest) -> Non
             raise ValueError(f"{name} has shape {arrays[name].shape}, expected {(n,)}")
         if not np.all(np.isfinite(arrays[name])):
             raise ValueError(f"{name} contains non-finite values")
-    _THEORY.check_closed(c)
+    _THEORY.check_closed(c, dims=lattice.dims)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -705,7 +711,7 @@ class EnsembleCache:
 
         meta = dict(ens.meta or {})
         meta.setdefault("params", _THEORY.values(req.params))
-        meta.setdefault("lattice", {"nt": req.lattice.nt, "nx": req.lattice.nx})
+        meta.setdefault("lattice", req.lattice.as_dict())
         meta.setdefault("n_configs", req.n_configs)
         meta.setdefault("seed", req.seed)
         meta.setdefault("sampler_options", req.sampler_options())

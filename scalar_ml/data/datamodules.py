@@ -13,8 +13,9 @@ r"""The LightningDataModule of every task, on in-memory tensors from the ensembl
   (:meth:`~scalar_ml.tasks.Task.training_counts`) and makes inputs and targets
   (:meth:`~scalar_ml.tasks.Task.make_examples`), always recomputing the labels from the
   configurations and checking them. Inputs are the configurations ``(N, C, Nt, Nx)`` as float32
-  (channels ``[k_t, k_x, l_t, l_x]``, axis −2 time, axis −1 space); targets float32 ``(N, d)``, or
-  ``(N, C', Nt, Nx)`` for a task with per-site targets.
+  (channels ``[k_t, k_x, l_t, l_x]``, axis −2 time, axis −1 space; on a d-dimensional lattice
+  ``(N, 2d, *shape)``, time first); targets float32 ``(N, n)``, or ``(N, C', *shape)`` for a task
+  with per-site targets.
 - **Batches** are drawn from whole tensors (one indexing operation per batch, no per-item Python):
   a :class:`SeededBatchSampler` yields index batches whose order depends only on
   ``(shuffle_seed, epoch)``, so training resumed from a checkpoint sees exactly the batches an
@@ -85,22 +86,33 @@ def _torch_generator(*key: int) -> torch.Generator:
 
 
 def roll_per_sample(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
-    """Periodically translate every sample of ``x`` ``(B, C, Nt, Nx)`` by its own ``shifts[b] = (s_t, s_x)``.
+    """Periodically translate every sample of ``x`` ``(B, C, *shape)`` by its own
+    ``shifts[b] = (s_0, …, s_{d-1})`` (in 2D ``(s_t, s_x)``).
 
-    Same as ``torch.roll(x[b], shifts=tuple(shifts[b]), dims=(-2, -1))`` for every ``b``, in one
+    Same as ``torch.roll(x[b], shifts=tuple(shifts[b]), dims=(-d, …, -1))`` for every ``b``, in one
     gather.
 
     >>> x = torch.arange(2 * 1 * 3 * 2).reshape(2, 1, 3, 2)
     >>> s = torch.tensor([[1, 0], [2, 1]])
     >>> torch.equal(roll_per_sample(x, s)[1], torch.roll(x[1], (2, 1), (-2, -1)))
     True
+    >>> cube = torch.arange(2 * 2 * 3 * 4 * 2).reshape(2, 2, 3, 4, 2)
+    >>> s = torch.tensor([[0, 1, 1], [2, 3, 1]])
+    >>> torch.equal(roll_per_sample(cube, s)[1], torch.roll(cube[1], (2, 3, 1), (-3, -2, -1)))
+    True
     """
-    b, _, nt, nx = x.shape
-    t_idx = (torch.arange(nt, device=x.device)[None, :] - shifts[:, 0:1]) % nt  # (B, Nt)
-    x_idx = (torch.arange(nx, device=x.device)[None, :] - shifts[:, 1:2]) % nx  # (B, Nx)
-    rows = torch.arange(b, device=x.device)[:, None, None, None]
-    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return x[rows, chans, t_idx[:, None, :, None], x_idx[:, None, None, :]]
+    b, c, *shape = x.shape
+    dims = len(shape)
+    lead = (slice(None), None)  # (B, 1, ...): broadcast over the channel axis
+    index: list[torch.Tensor] = [
+        torch.arange(b, device=x.device)[(slice(None),) + (None,) * (dims + 1)],
+        torch.arange(c, device=x.device)[(None, slice(None)) + (None,) * dims],
+    ]
+    for axis, n in enumerate(shape):
+        idx = (torch.arange(n, device=x.device)[None, :] - shifts[:, axis : axis + 1]) % n
+        place = tuple(slice(None) if a == axis else None for a in range(dims))
+        index.append(idx[lead + place])
+    return x[tuple(index)]
 
 
 class Batch(NamedTuple):
@@ -119,8 +131,9 @@ class SeededBatchSampler(Sampler[Batch]):
         shuffle: permute the samples every epoch (else ``0, 1, …, n−1``).
         seed: seed of the permutation (and of the shifts); required when shuffling or translating.
         drop_last: drop a last, incomplete batch.
-        translate: also draw a periodic shift ``(s_t, s_x)`` per sample, uniform on ``lattice``.
-        lattice: ``(Nt, Nx)``, needed with ``translate``.
+        translate: also draw a periodic shift ``(s_t, s_x)`` (one per axis) per sample, uniform
+            on ``lattice``.
+        lattice: the lattice shape ``(Nt, Nx)`` (``(N_0, …, N_{d-1})``), needed with ``translate``.
         num_replicas, rank: DDP sharding of the epoch's sample order: rank ``r`` takes samples
             ``r, r + R, r + 2R, …``. With ``even`` (training) the order is first padded by wrapping
             around so that every rank gets the same number of samples (and steps, which DDP
@@ -139,7 +152,7 @@ class SeededBatchSampler(Sampler[Batch]):
         seed: int | None = None,
         drop_last: bool = False,
         translate: bool = False,
-        lattice: tuple[int, int] | None = None,
+        lattice: tuple[int, ...] | None = None,
         num_replicas: int = 1,
         rank: int = 0,
         even: bool = True,
@@ -183,13 +196,8 @@ class SeededBatchSampler(Sampler[Batch]):
         shifts = None
         if self.translate:
             assert self.lattice is not None
-            nt, nx = self.lattice
             shifts = torch.stack(
-                (
-                    torch.randint(nt, (self.n,), generator=gen),
-                    torch.randint(nx, (self.n,), generator=gen),
-                ),
-                dim=1,
+                [torch.randint(int(n), (self.n,), generator=gen) for n in self.lattice], dim=1
             )
         if self.num_replicas > 1:
             positions = torch.arange(self.n)
@@ -205,12 +213,12 @@ class SeededBatchSampler(Sampler[Batch]):
 
 
 class TensorBatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Whole-batch access to in-memory ``inputs`` ``(N, C, Nt, Nx)`` and ``targets``.
+    """Whole-batch access to in-memory ``inputs`` ``(N, C, *shape)`` and ``targets``.
 
     ``dataset[Batch(indices, shifts)]`` (also via ``__getitems__``, which the DataLoader uses with a
     batch sampler) returns ``(x, y)`` for the whole batch, translated by ``shifts`` when given.
-    Targets ``(N, d)`` are per configuration (translation invariant, never shifted); targets
-    ``(N, C', Nt, Nx)`` with the inputs' lattice shape are fields on the sites and are shifted with
+    Targets ``(N, n)`` are per configuration (translation invariant, never shifted); targets
+    ``(N, C', *shape)`` with the inputs' lattice shape are fields on the sites and are shifted with
     the inputs.
     """
 
@@ -227,7 +235,7 @@ class TensorBatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             x, y = self.inputs[key.indices], self.targets[key.indices]
             if key.shifts is not None:
                 x = roll_per_sample(x, key.shifts)
-                if y.ndim == 4:
+                if y.ndim == x.ndim:
                     y = roll_per_sample(y, key.shifts)
             return x, y
         return self.inputs[key], self.targets[key]
@@ -289,8 +297,8 @@ def _scan_points(base: Any, values: Any) -> dict[str, PhysicsParams]:
 
 @dataclass(frozen=True)
 class _SplitData:
-    inputs: torch.Tensor  # (N, C, Nt, Nx) float32
-    targets: torch.Tensor  # (N, d) or (N, C', Nt, Nx) float32
+    inputs: torch.Tensor  # (N, C, *shape) float32
+    targets: torch.Tensor  # (N, n) or (N, C', *shape) float32
     point: torch.Tensor  # (N,) int64: index into the module's points
     worms: torch.Tensor  # (N,) int64: inserted open worms (0 without)
 
@@ -301,7 +309,7 @@ class LatticeDataModule(L.LightningDataModule):
     Args:
         task: the task (a name of :func:`scalar_ml.tasks.task_names` or a Task); it makes the
             examples and labels.
-        lattice: the training lattice ``{nt, nx}``.
+        lattice: the training lattice ``{nt, nx}``, ``{shape: [...]}``, ``"8x8x8"`` or a Lattice.
         points: physics points ``{name: {eta, lam, mu}}`` (or a list, named ``p0, p1, …``) ...
         physics: ... or the base point of a scan of the theory's scan parameter (μ), whose values
             come as the keyword ``mu_values`` (one ensemble each, named ``mu<value>``; ``None`` or
@@ -558,7 +566,7 @@ class LatticeDataModule(L.LightningDataModule):
         out: dict[str, Any] = {
             "task": self.task.name,
             "targets": list(self.target_names),
-            "lattice": {"nt": self.lattice.nt, "nx": self.lattice.nx},
+            "lattice": self.lattice.as_dict(),
             "points": {k: theory.values(v) for k, v in self.points.items()},
             "n_train": self.n_train,
             "n_val": self.n_val,

@@ -2,8 +2,8 @@ r"""Artificial flux violations: open worms inserted into closed configurations (
 
 A closed configuration satisfies :math:`\operatorname{div}_x k = 0` at every site. An **open worm**
 is a random walk on the periodic lattice, started at a random site ``s`` with a random sign
-``Δ = ±1``: each step picks a direction ``ν ∈ {t, x}`` and an orientation uniformly and changes ``k``
-on the traversed link, with no acceptance test. A forward step from ``h`` adds ``Δ`` to
+``Δ = ±1``: each step picks a direction ``ν ∈ {t, x}`` (in d dimensions ``ν = 0 … d−1``) and an
+orientation uniformly and changes ``k`` on the traversed link, with no acceptance test. A forward step from ``h`` adds ``Δ`` to
 ``k[h, ν]``; a backward step to ``y = h − ν̂`` adds ``−Δ`` to ``k[y, ν]``. Either way the flux
 ``Δ`` is carried along the path, so only the two ends change: ``div_s k += Δ`` and
 ``div_e k −= Δ`` at the end point ``e``; ``l`` is never touched.
@@ -11,7 +11,7 @@ on the traversed link, with no acceptance test. A forward step from ``h`` adds `
 Rules enforced here (so that labels are exact):
 
 - every worm walks at least ``min_length`` steps (default 1) and at most ``max_length`` steps
-  before it may stop (default ``Nt + Nx``); it stops at the first site after that which is
+  before it may stop (default ``Nt + Nx``, in d dimensions the sum of the extents); it stops at the first site after that which is
   **different from its start and free**. Free means: no violation there before this worm. The
   start is drawn uniformly among the free sites (redrawn while occupied). Hence every worm adds
   exactly two new violations with ``|div k| = 1``, and for ``M`` worms
@@ -20,7 +20,9 @@ Rules enforced here (so that labels are exact):
   work; the input must be closed (``div k = 0`` everywhere), otherwise the counts would be ambiguous.
 
 Everything is drawn from a :class:`numpy.random.Generator`, vectorised over the configurations, so
-the result depends only on the inputs and the generator's state (same seed ⇒ same array).
+the result depends only on the inputs and the generator's state (same seed ⇒ same array). The
+draws are the same in every dimension (a step draws one of ``2d`` moves), so 2D results are those
+of the original 2D code. Batches are ``(N, 2d, *shape)``: the dimension is ``ndim − 2``.
 Labels are never taken from the intent: use :func:`violation_count` / :func:`has_violation`, which
 recompute ``div k`` from the configuration (``scalar_ml.physics.observables.flux_divergence``).
 
@@ -34,15 +36,20 @@ True
 Traceback (most recent call last):
 ...
 ValueError: 19 open worms need 38 distinct end points but a 6x6 lattice has only 36 sites (at most 18 worms fit)
+>>> cube = insert_open_worms(np.zeros((2, 6, 4, 4, 4), dtype=np.int32), [2, 7], np.random.default_rng(1))
+>>> violation_count(cube, dims=3).tolist()
+[2, 7]
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from scalar_ml.physics.observables import flux_divergence
+from scalar_ml.physics.params import DIMENSIONS
 
 __all__ = [
     "check_worms_fit",
@@ -53,13 +60,15 @@ __all__ = [
 ]
 
 
-def max_worms(nt: int, nx: int) -> int:
-    """The largest number of open worms with pairwise distinct end points on ``nt × nx``: ``V // 2``."""
-    return (int(nt) * int(nx)) // 2
+def max_worms(*extents: int) -> int:
+    """The largest number of open worms with pairwise distinct end points on a lattice of these
+    extents (``nt, nx`` or ``N_0, …, N_{d-1}``): ``V // 2``."""
+    return math.prod(int(n) for n in extents) // 2
 
 
-def check_worms_fit(n_worms: int | Sequence[int] | np.ndarray, nt: int, nx: int) -> None:
-    """Raise ``ValueError`` unless every worm count is an integer ``0 <= M <= V // 2``.
+def check_worms_fit(n_worms: int | Sequence[int] | np.ndarray, *extents: int) -> None:
+    """Raise ``ValueError`` unless every worm count is an integer ``0 <= M <= V // 2`` on the lattice
+    of these extents (``nt, nx``, or ``N_0, …, N_{d-1}``).
 
     >>> check_worms_fit([0, 5], 8, 8)
     >>> check_worms_fit(-1, 8, 8)
@@ -76,29 +85,32 @@ def check_worms_fit(n_worms: int | Sequence[int] | np.ndarray, nt: int, nx: int)
             raise ValueError(f"worm counts must be integers >= 0, got {n_worms!r}")
     if counts.size and counts.min() < 0:
         raise ValueError(f"worm counts must be integers >= 0, got {int(counts.min())}")
-    volume = int(nt) * int(nx)
+    volume = math.prod(int(n) for n in extents)
     if counts.size and 2 * int(counts.max()) > volume:
         m = int(counts.max())
+        lattice = "x".join(str(int(n)) for n in extents)
         raise ValueError(
-            f"{m} open worms need {2 * m} distinct end points but a {nt}x{nx} lattice has only "
-            f"{volume} sites (at most {max_worms(nt, nx)} worms fit)"
+            f"{m} open worms need {2 * m} distinct end points but a {lattice} lattice has only "
+            f"{volume} sites (at most {max_worms(*extents)} worms fit)"
         )
 
 
-def violation_count(configs: np.ndarray) -> np.ndarray:
-    """``½ Σ_x |div_x k|`` per configuration (int64), recomputed from ``k``: ``(..., 4, Nt, Nx) -> (...)``.
+def violation_count(configs: np.ndarray, *, dims: int = 2) -> np.ndarray:
+    """``½ Σ_x |div_x k|`` per configuration (int64), recomputed from ``k``:
+    ``(..., 4, Nt, Nx) -> (...)``, or ``(..., 2d, *shape) -> (...)`` with ``dims = d``.
 
     Equals the number of inserted open worms when their end points never coincide.
     """
-    total = np.abs(flux_divergence(configs)).sum(axis=(-2, -1))
+    total = np.abs(flux_divergence(configs, dims=dims)).sum(axis=tuple(range(-dims, 0)))
     if np.any(total % 2):  # Σ_x div_x k = 0 always, so Σ |div| is even on any configuration
         raise AssertionError("Σ|div k| is odd: the divergence is inconsistent")
     return total // 2
 
 
-def has_violation(configs: np.ndarray) -> np.ndarray:
-    """Whether ``div_x k ≠ 0`` at some site, per configuration (bool), recomputed from ``k``."""
-    return np.any(flux_divergence(configs) != 0, axis=(-2, -1))
+def has_violation(configs: np.ndarray, *, dims: int = 2) -> np.ndarray:
+    """Whether ``div_x k ≠ 0`` at some site, per configuration (bool), recomputed from ``k``
+    (``dims``: the lattice dimension d of ``(..., 2d, *shape)``)."""
+    return np.any(flux_divergence(configs, dims=dims) != 0, axis=tuple(range(-dims, 0)))
 
 
 def insert_open_worms(
@@ -112,35 +124,40 @@ def insert_open_worms(
     """Return a copy of ``configs`` with ``n_worms[i]`` open worms inserted into configuration ``i``.
 
     Args:
-        configs: ``(N, 4, Nt, Nx)`` integer configurations, closed (``div k = 0``); not modified.
+        configs: ``(N, 4, Nt, Nx)`` integer configurations, closed (``div k = 0``); not modified;
+            on a d-dimensional lattice ``(N, 2d, N_0, …, N_{d-1})``.
         n_worms: one count for all configurations, or ``N`` counts (integers ``0 <= M <= V // 2``).
         rng: the random source; the result is a deterministic function of its state.
         min_length: every worm makes at least this many steps before it may stop (``>= 1``).
         max_length: a worm's nominal length is drawn uniformly from ``[min_length, max_length]``
-            (default ``Nt + Nx``); it then continues until it stands on a free site other than its
+            (default ``Nt + Nx``, the sum of the extents in d dimensions); it then continues until it stands on a free site other than its
             start (see the module docstring), so actual lengths can exceed it.
 
     Returns:
-        A new ``(N, 4, Nt, Nx)`` array of the input dtype, with ``violation_count == n_worms``
+        A new array of the input's shape and dtype, with ``violation_count == n_worms``
         (checked here; an ``AssertionError`` would mean a bug, never silently wrong labels).
 
     Raises:
         ValueError: wrong shapes, non-closed input, negative counts, or more worms than fit.
     """
     arr = np.asarray(configs)
-    if arr.ndim != 4 or arr.shape[1] != 4:
-        raise ValueError(f"configs must have shape (N, 4, Nt, Nx), got {arr.shape}")
+    dims = arr.ndim - 2
+    if dims not in DIMENSIONS or arr.shape[1] != 2 * dims:
+        raise ValueError(
+            f"configs must have shape (N, 4, Nt, Nx), or (N, 2d, N_0, ..., N_(d-1)) in d = 3, 4 "
+            f"dimensions, got {arr.shape}"
+        )
     if arr.dtype.kind not in "iu":
         raise ValueError(f"configs must be integer arrays, got dtype {arr.dtype}")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    n_cfg, _, nt, nx = arr.shape
+    n_cfg, shape = arr.shape[0], arr.shape[2:]
     counts = np.asarray(n_worms)
     if counts.ndim == 0:
         counts = np.full(n_cfg, counts)
     if counts.shape != (n_cfg,):
         raise ValueError(f"n_worms must be a scalar or have shape ({n_cfg},), got {counts.shape}")
-    check_worms_fit(counts, nt, nx)
+    check_worms_fit(counts, *shape)
     counts = counts.astype(np.int64)
     if (
         isinstance(min_length, bool)
@@ -149,13 +166,13 @@ def insert_open_worms(
     ):
         raise ValueError(f"min_length must be an integer >= 1, got {min_length!r}")
     if max_length is None:
-        max_length = max(int(min_length), nt + nx)
+        max_length = max(int(min_length), sum(shape))
     if isinstance(max_length, bool) or not isinstance(max_length, int | np.integer):
         raise ValueError(f"max_length must be an integer, got {max_length!r}")
     if max_length < min_length:
         raise ValueError(f"max_length ({max_length}) must be >= min_length ({min_length})")
-    div0 = flux_divergence(arr)
-    open_ = np.flatnonzero(np.any(div0 != 0, axis=(-2, -1)))
+    div0 = flux_divergence(arr, dims=dims)
+    open_ = np.flatnonzero(np.any(div0 != 0, axis=tuple(range(-dims, 0))))
     if open_.size:
         raise ValueError(
             f"{open_.size} input configuration(s) are not closed (div k != 0; first: index "
@@ -163,8 +180,9 @@ def insert_open_worms(
         )
 
     out = np.array(arr, copy=True)
-    flat = out.reshape(n_cfg, 4, nt * nx)  # a view: updates land in ``out``
-    volume = nt * nx
+    volume = math.prod(shape)
+    flat = out.reshape(n_cfg, 2 * dims, volume)  # a view: updates land in ``out``
+    extents = np.asarray(shape, dtype=np.int64)[:, None]  # (d, 1)
     occupied = np.zeros((n_cfg, volume), dtype=bool)
 
     for m in range(int(counts.max(initial=0))):
@@ -178,32 +196,30 @@ def insert_open_worms(
             bad = occupied[cfg, start]
         delta = rng.choice(np.array([-1, 1], dtype=np.int64), size=n_act)
         length = rng.integers(min_length, max_length + 1, size=n_act)
-        t, x = np.divmod(start, nx)
+        pos = np.stack(np.unravel_index(start, shape)).astype(np.int64)  # (d, n_act), time first
         steps = np.zeros(n_act, dtype=np.int64)
         walking = np.ones(n_act, dtype=bool)
         while walking.any():
             w = np.flatnonzero(walking)
-            move = rng.integers(4, size=w.size)  # 0: +t, 1: -t, 2: +x, 3: -x
+            move = rng.integers(2 * dims, size=w.size)  # 2ν: +ν̂, 2ν + 1: −ν̂ (2D: +t, −t, +x, −x)
             nu = move // 2
             backward = (move % 2) == 1
-            tw, xw = t[w], x[w]
+            here = pos[:, w]
+            on_axis = nu[None, :] == np.arange(dims)[:, None]  # (d, |w|): the axis of the step
             # The link that is traversed starts at the head (forward) or at its neighbour (backward).
-            lt = np.where(backward & (nu == 0), (tw - 1) % nt, tw)
-            lx = np.where(backward & (nu == 1), (xw - 1) % nx, xw)
+            link = (here - (on_axis & backward[None, :])) % extents
             change = np.where(backward, -delta[w], delta[w]).astype(out.dtype)
-            np.add.at(flat, (cfg[w], nu, lt * nx + lx), change)
-            step_t = np.where(nu == 0, np.where(backward, -1, 1), 0)
-            step_x = np.where(nu == 1, np.where(backward, -1, 1), 0)
-            t[w] = (tw + step_t) % nt
-            x[w] = (xw + step_x) % nx
+            np.add.at(flat, (cfg[w], nu, np.ravel_multi_index(tuple(link), shape)), change)
+            step = np.where(on_axis, np.where(backward, -1, 1)[None, :], 0)
+            pos[:, w] = (here + step) % extents
             steps[w] += 1
-            head = t[w] * nx + x[w]
+            head = np.ravel_multi_index(tuple(pos[:, w]), shape)
             done = (steps[w] >= length[w]) & (head != start[w]) & ~occupied[cfg[w], head]
             walking[w[done]] = False
         occupied[cfg, start] = True
-        occupied[cfg, t * nx + x] = True
+        occupied[cfg, np.ravel_multi_index(tuple(pos), shape)] = True
 
-    got = violation_count(out)
+    got = violation_count(out, dims=dims)
     if not np.array_equal(got, counts):
         bad_i = int(np.flatnonzero(got != counts)[0])
         raise AssertionError(

@@ -54,12 +54,16 @@ class CheckpointRecord:
     variant: str = ""
 
     @property
-    def train_lattice(self) -> tuple[int, int] | None:
+    def train_lattice(self) -> tuple[int, ...] | None:
+        """The training lattice's shape (``(nt, nx)`` in 2D), from the data description or, for
+        an fl network without one, its input size."""
         lat = self.data.get("lattice")
         if isinstance(lat, Mapping) and {"nt", "nx"} <= set(lat):
             return int(lat["nt"]), int(lat["nx"])
+        if isinstance(lat, Mapping) and isinstance(lat.get("shape"), list):
+            return tuple(int(n) for n in lat["shape"])
         size = self.spec.get("input_size")
-        return (int(size[0]), int(size[1])) if size else None
+        return tuple(int(n) for n in size) if size else None
 
     @property
     def n_train(self) -> int | None:

@@ -9,8 +9,9 @@ inputs and targets (:meth:`~scalar_ml.tasks.Task.make_examples`, labels recomput
 configurations and checked), from a generator seeded by ``(seed, lattice, point, M)`` only, so a
 cell's data do not depend on which other cells are in the grid.
 
-Inputs are float32 ``(N, C, Nt, Nx)`` (channels ``[k_t, k_x, l_t, l_x]``), targets float32 in the
-task's shape (``(N, d)`` in the order of its outputs, or ``(N, C', Nt, Nx)`` per site).
+Inputs are float32 ``(N, C, Nt, Nx)`` (channels ``[k_t, k_x, l_t, l_x]``; ``(N, 2d, *shape)`` on a
+d-dimensional lattice), targets float32 in the task's shape (``(N, n)`` in the order of its
+outputs, or ``(N, C', *shape)`` per site).
 
 Test data must not be training data: the training ensembles are drawn with the data seed of the
 checkpoint (``data.seed``, default 0), the grids use another seed (default 1000), so their Markov
@@ -40,7 +41,7 @@ _EVAL_STREAM = 0xE7A1
 
 @dataclass(frozen=True)
 class CellData:
-    """The test set of one cell: float32 ``inputs`` (N, C, Nt, Nx), ``targets``, int ``worms`` (N,)."""
+    """The test set of one cell: float32 ``inputs`` (N, C, *shape), ``targets``, int ``worms`` (N,)."""
 
     inputs: np.ndarray
     targets: np.ndarray
@@ -57,12 +58,12 @@ def _float_key(x: float) -> tuple[int, int]:
 
 
 def cell_rng(seed: int, lattice: Lattice, params: PhysicsParams, worms: int) -> np.random.Generator:
-    """The worm-insertion generator of one cell (depends on nothing but these values)."""
+    """The worm-insertion generator of one cell (depends on nothing but these values; the key
+    holds the lattice's extents, so lattices of different dimension have keys of different length)."""
     values = get_theory().values(params).values()
     key = (
         _EVAL_STREAM,
-        int(lattice.nt),
-        int(lattice.nx),
+        *(int(n) for n in lattice.shape),
         *(k for v in values for k in _float_key(v)),
         int(worms),
     )
@@ -98,7 +99,7 @@ def build_cell_data(
     task = get_task(task)
     theory = get_theory()
     configs = np.asarray(ensemble.configs)
-    if configs.shape[-2:] != (lattice.nt, lattice.nx):
+    if configs.ndim != lattice.dims + 2 or configs.shape[2:] != lattice.shape:
         raise ValueError(f"ensemble of shape {configs.shape} does not match lattice {lattice}")
     task.check_worms("worms", [worms], [lattice])
     n = configs.shape[0]

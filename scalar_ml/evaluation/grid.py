@@ -3,7 +3,8 @@ r"""Evaluation grids: lattice sizes × physics points × worm counts (SPEC §5).
 A grid is a config node (``conf/grid/<name>.yaml``)::
 
     task: counting                       # a task name (scalar_ml.tasks.task_names())
-    lattices: [8x8, 16x16, 32x32, 64x64] # "NtxNx" (time first, SPEC §1) or [nt, nx]
+    lattices: [8x8, 16x16, 32x32, 64x64] # "NtxNx" (time first, SPEC §1) or [nt, nx]; d = 3, 4
+                                         # dimensions: "8x8x8", [8, 8, 8], {shape: [...]}
     eta: [4.01, 4.04, 4.25]              # the points are the product over the theory's
     lam: [1.0]                           # parameters (eta × lam × mu) ...
     mu: [1.0, 1.25, 1.5]
@@ -73,19 +74,20 @@ class Cell(NamedTuple):
 
 
 def parse_lattice(value: Any) -> Lattice:
-    """``"60x4"`` / ``[60, 4]`` / ``{nt: 60, nx: 4}`` / a :class:`Lattice` -> a validated ``Lattice``.
+    """``"60x4"`` / ``"8x8x8"`` / ``[60, 4]`` / ``{nt: 60, nx: 4}`` / a :class:`Lattice` -> a
+    validated ``Lattice``.
 
-    >>> parse_lattice("100x5"), parse_lattice([8, 8])
-    (Lattice(nt=100, nx=5), Lattice(nt=8, nx=8))
+    >>> parse_lattice("100x5"), parse_lattice([8, 8]), parse_lattice("12x8x8")
+    (Lattice(nt=100, nx=5), Lattice(nt=8, nx=8), Lattice(shape=(12, 8, 8)))
     """
     return Lattice.parse(value)
 
 
 def format_lattice(lattice: Lattice | Sequence[int]) -> str:
-    """``Lattice(60, 4)`` or ``(60, 4)`` -> ``"60x4"``."""
+    """``Lattice(60, 4)`` or ``(60, 4)`` -> ``"60x4"``; ``(8, 8, 8)`` -> ``"8x8x8"``."""
     if isinstance(lattice, Lattice):
-        return f"{lattice.nt}x{lattice.nx}"
-    return f"{int(lattice[0])}x{int(lattice[1])}"
+        return str(lattice)
+    return "x".join(str(int(n)) for n in lattice)
 
 
 def _points(raw: Mapping[str, Any]) -> list[PhysicsParams]:

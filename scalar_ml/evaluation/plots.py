@@ -75,16 +75,34 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
 
-def _lattice_order(df: pd.DataFrame) -> list[tuple[int, int]]:
-    """Lattices in the order they first appear (the grid's order)."""
-    seen: dict[tuple[int, int], None] = {}
-    for nt, nx in zip(df["nt"], df["nx"], strict=True):
-        seen.setdefault((int(nt), int(nx)), None)
-    return list(seen)
+#: The lattice columns of the tidy table: ``lattice`` (``"8x8"``, ``"8x8x8"``) identifies a
+#: lattice; ``nt``, ``nx`` are kept in every grouping (``nx`` is empty in d > 2 dimensions).
+_LATTICE = ("nt", "nx", "lattice")
 
 
-def _lat(nt: int, nx: int) -> str:
-    return f"{int(nt)}x{int(nx)}"
+def _with_lattice(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the columns ``lattice`` and ``train_lattice`` (tables written before they existed
+    have only ``nt, nx`` and ``train_nt, train_nx``, all 2D)."""
+    for column, (nt, nx) in (
+        ("lattice", ("nt", "nx")),
+        ("train_lattice", ("train_nt", "train_nx")),
+    ):
+        if column not in df.columns and {nt, nx} <= set(df.columns):
+            df = df.assign(
+                **{column: [f"{int(a)}x{int(b)}" for a, b in zip(df[nt], df[nx], strict=True)]}
+            )
+    return df
+
+
+def _lattice_order(df: pd.DataFrame) -> list[str]:
+    """Lattices (``"8x8"``) in the order they first appear (the grid's order)."""
+    return list(dict.fromkeys(str(v) for v in _with_lattice(df)["lattice"]))
+
+
+def _on_training_lattice(df: pd.DataFrame) -> pd.Series:
+    """Rows of cells on their checkpoint's training lattice."""
+    df = _with_lattice(df)
+    return df["lattice"] == df["train_lattice"]
 
 
 def _agg(values: pd.Series) -> dict[str, float]:
@@ -102,7 +120,8 @@ def _agg(values: pd.Series) -> dict[str, float]:
 
 def per_checkpoint(df: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFrame:
     """Mean of ``metric`` over the cells of each checkpoint × ``by`` (applicable cells only)."""
-    sub = df[(df["metric"] == metric) & (df["status"] == "ok")]
+    sub = _with_lattice(df)
+    sub = sub[(sub["metric"] == metric) & (sub["status"] == "ok")]
     keys = ["checkpoint", "group", *by]
     return sub.groupby(keys, sort=False, dropna=False)["value"].mean().reset_index()
 
@@ -121,16 +140,15 @@ def loss_vs_size(df: pd.DataFrame, task: str) -> list[Figure]:
     """Test loss vs lattice size, one line per group (all points and worm counts averaged)."""
     plt = _plt()
     lattices = _lattice_order(df)
-    pc = per_checkpoint(df, "loss", ["nt", "nx"])
+    pc = per_checkpoint(df, "loss", ["lattice", "nt", "nx"])
     if pc.empty:
         return []
-    agg = over_checkpoints(pc, ["nt", "nx"])
-    agg.insert(1, "lattice", [_lat(a, b) for a, b in zip(agg["nt"], agg["nx"], strict=True)])
+    agg = over_checkpoints(pc, ["lattice", "nt", "nx"])
     fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
     xs = {lat: i for i, lat in enumerate(lattices)}
     colors = _group_colors(agg["group"])
     for group, part in agg.groupby("group", sort=False):
-        x = [xs[(int(a), int(b))] for a, b in zip(part["nt"], part["nx"], strict=True)]
+        x = [xs[str(lat)] for lat in part["lattice"]]
         order = np.argsort(x)
         x = np.asarray(x)[order]
         med = part["median"].to_numpy()[order]
@@ -144,9 +162,13 @@ def loss_vs_size(df: pd.DataFrame, task: str) -> list[Figure]:
             alpha=0.2,
             color=colors[group],
         )
-    ax.set_xticks(range(len(lattices)), [_lat(*lat) for lat in lattices])
+    ax.set_xticks(range(len(lattices)), lattices)
     ax.set_yscale("log")
-    ax.set_xlabel("test lattice Nt×Nx")
+    ax.set_xlabel(
+        "test lattice Nt×Nx"
+        if all(lat.count("x") == 1 for lat in lattices)
+        else "test lattice (time first)"
+    )
     ax.set_ylabel("test loss (median over checkpoints)")
     ax.set_title(f"{task}: test loss vs lattice size")
     ax.legend(fontsize=7)
@@ -168,10 +190,10 @@ def _maps(
     mus = sorted(df[col_key].unique())
     if len(etas) * len(mus) < 2:
         return []
-    pc = per_checkpoint(df, metric, ["nt", "nx", row_key, col_key])
+    pc = per_checkpoint(df, metric, [*_LATTICE, row_key, col_key])
     if pc.empty:
         return []
-    agg = over_checkpoints(pc, ["nt", "nx", row_key, col_key])
+    agg = over_checkpoints(pc, [*_LATTICE, row_key, col_key])
     out = []
     finite = agg["median"].replace([np.inf, -np.inf], np.nan).dropna()
     if log:
@@ -191,9 +213,9 @@ def _maps(
             layout="constrained",
         )
         im = None
-        for ax, (nt, nx) in zip(axes[0], lattices, strict=True):
+        for ax, lat in zip(axes[0], lattices, strict=True):
             grid = np.full((len(etas), len(mus)), np.nan)
-            cell = part[(part["nt"] == nt) & (part["nx"] == nx)]
+            cell = part[part["lattice"] == lat]
             for _, row in cell.iterrows():
                 grid[etas.index(row[row_key]), mus.index(row[col_key])] = row["median"]
             if np.all(np.isnan(grid)):
@@ -219,7 +241,7 @@ def _maps(
                 ax.set_xticks(range(len(mus)), [f"{m:g}" for m in mus])
                 ax.set_yticks(range(len(etas)), [f"{e:g}" for e in etas])
                 ax.set_xlabel(theory.parameter(col_key).symbol)
-            ax.set_title(_lat(nt, nx), fontsize=9)
+            ax.set_title(lat, fontsize=9)
         axes[0][0].set_ylabel(theory.parameter(row_key).symbol)
         if im is not None:
             fig.colorbar(im, ax=list(axes[0]), label=label)
@@ -255,14 +277,18 @@ def count_pred_vs_true(
     theory = get_theory()
     params = list(theory.parameter_names)
     lattices = _lattice_order(df)
-    mean = per_checkpoint(df, "pred_mean", ["nt", "nx", *params, "worms"])
-    spread = per_checkpoint(df, "pred_std", ["nt", "nx", *params, "worms"])
+    mean = per_checkpoint(df, "pred_mean", [*_LATTICE, *params, "worms"])
+    spread = per_checkpoint(df, "pred_std", [*_LATTICE, *params, "worms"])
     if mean.empty:
         return []
-    keys = ["group", "nt", "nx", *params, "worms"]
+    keys = ["group", *_LATTICE, *params, "worms"]
     agg = over_checkpoints(mean, keys[1:])
     agg = agg.merge(
-        spread.groupby(keys, sort=False)["value"].mean().rename("pred_std").reset_index(), on=keys
+        spread.groupby(keys, sort=False, dropna=False)["value"]
+        .mean()
+        .rename("pred_std")
+        .reset_index(),
+        on=keys,
     )
     out = []
     for group in agg["group"].unique():
@@ -276,8 +302,8 @@ def count_pred_vs_true(
             layout="constrained",
         )
         top = float(part["worms"].max())
-        for ax, (nt, nx) in zip(axes[0], lattices, strict=True):
-            cell = part[(part["nt"] == nt) & (part["nx"] == nx)]
+        for ax, lat in zip(axes[0], lattices, strict=True):
+            cell = part[part["lattice"] == lat]
             ax.plot([0, top], [0, top], color="k", lw=0.8, ls="--")
             if cell.empty:
                 ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
@@ -296,7 +322,7 @@ def count_pred_vs_true(
                     lw=1,
                     label=label,
                 )
-            ax.set_title(_lat(nt, nx), fontsize=9)
+            ax.set_title(lat, fontsize=9)
             ax.set_xlabel("true count M")
         axes[0][0].set_ylabel("predicted count (median; bars: spread)")
         handles, labels = axes[0][0].get_legend_handles_labels()
@@ -332,16 +358,17 @@ def prediction_vs_scan(
     params = list(theory.parameter_names)
     scan = theory.scan_parameter
     lattices = _lattice_order(df)
+    df = _with_lattice(df)
     rows = []
     for target in targets:
-        pred = per_checkpoint(df, f"pred_{target}", ["nt", "nx", *params])
+        pred = per_checkpoint(df, f"pred_{target}", [*_LATTICE, *params])
         if not pred.empty:
-            agg = over_checkpoints(pred, ["nt", "nx", *params])
+            agg = over_checkpoints(pred, [*_LATTICE, *params])
             agg.insert(1, "target", target)
             agg.insert(2, "source", "network")
             rows.append(agg)
         mc = df[(df["metric"] == f"mc_{target}")]
-        mc = mc.drop_duplicates(["nt", "nx", *params])
+        mc = mc.drop_duplicates(["lattice", *params])
         if not mc.empty:
             rows.append(
                 pd.DataFrame(
@@ -351,6 +378,7 @@ def prediction_vs_scan(
                         "source": "monte_carlo",
                         "nt": mc["nt"],
                         "nx": mc["nx"],
+                        "lattice": mc["lattice"],
                         **{p: mc[p] for p in params},
                         "median": mc["value"],
                         "mean": mc["value"],
@@ -374,10 +402,10 @@ def prediction_vs_scan(
         layout="constrained",
     )
     colors = _group_colors(g for g in data["group"] if g != "Monte Carlo")
-    for j, (nt, nx) in enumerate(lattices):
+    for j, lat in enumerate(lattices):
         for i, target in enumerate(targets):
             ax = axes[i][j]
-            sel = data[(data["nt"] == nt) & (data["nx"] == nx) & (data["target"] == target)]
+            sel = data[(data["lattice"] == lat) & (data["target"] == target)]
             for group, part in sel.groupby("group", sort=False):
                 part = part.sort_values(scan)
                 if group == "Monte Carlo":
@@ -397,7 +425,7 @@ def prediction_vs_scan(
                     ax.plot(part[scan], part["median"], lw=1.2, label=group, color=c)
                     ax.fill_between(part[scan], part["min"], part["max"], alpha=0.2, color=c)
             if i == 0:
-                ax.set_title(_lat(nt, nx), fontsize=9)
+                ax.set_title(lat, fontsize=9)
             if i == len(targets) - 1:
                 ax.set_xlabel(theory.parameter(scan).symbol)
             if j == 0:
@@ -423,10 +451,10 @@ def loss_vs_scan(df: pd.DataFrame, task: str) -> list[Figure]:
     theory = get_theory()
     scan = theory.scan_parameter
     lattices = _lattice_order(df)
-    pc = per_checkpoint(df, "loss", ["nt", "nx", scan])
+    pc = per_checkpoint(df, "loss", [*_LATTICE, scan])
     if pc.empty or len(pc[scan].unique()) < 2:
         return []
-    agg = over_checkpoints(pc, ["nt", "nx", scan])
+    agg = over_checkpoints(pc, [*_LATTICE, scan])
     fig, axes = plt.subplots(
         1,
         len(lattices),
@@ -437,15 +465,15 @@ def loss_vs_scan(df: pd.DataFrame, task: str) -> list[Figure]:
     )
     colors = _group_colors(agg["group"])
     symbol = theory.parameter(scan).symbol
-    for ax, (nt, nx) in zip(axes[0], lattices, strict=True):
-        sel = agg[(agg["nt"] == nt) & (agg["nx"] == nx)]
+    for ax, lat in zip(axes[0], lattices, strict=True):
+        sel = agg[agg["lattice"] == lat]
         for group, part in sel.groupby("group", sort=False):
             part = part.sort_values(scan)
             c = colors[group]
             ax.plot(part[scan], part["median"], marker=".", lw=1, label=group, color=c)
             ax.fill_between(part[scan], part["min"], part["max"], alpha=0.2, color=c)
         ax.set_yscale("log")
-        ax.set_title(_lat(nt, nx), fontsize=9)
+        ax.set_title(lat, fontsize=9)
         ax.set_xlabel(symbol)
     axes[0][0].set_ylabel("test loss")
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -459,7 +487,7 @@ def loss_vs_ntrain(df: pd.DataFrame, checkpoints: pd.DataFrame, task: str) -> li
     """Test loss on the training lattice vs number of training samples, one line per model."""
     plt = _plt()
     sub = df[(df["metric"] == "loss") & (df["status"] == "ok")]
-    sub = sub[(sub["nt"] == sub["train_nt"]) & (sub["nx"] == sub["train_nx"])]
+    sub = sub[_on_training_lattice(sub)]
     if sub.empty:
         return []
     pc = (

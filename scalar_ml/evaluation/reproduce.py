@@ -267,6 +267,11 @@ def _family_table(by_size: pd.DataFrame, ck: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def _lattice_key(lattice: str) -> tuple[int, ...]:
+    """``"16x16"`` -> ``(16, 16)``: lattices sort by their extents, not as strings."""
+    return tuple(int(n) for n in str(lattice).split("x"))
+
+
 def _fmt(x: float) -> str:
     return "-" if x != x else f"{x:.3g}"
 
@@ -317,11 +322,11 @@ def _split(df: pd.DataFrame, t: pd.DataFrame, spec: dict[str, object]) -> list[s
     below, above = str(spec["below"]), str(spec["above"])
     loss = df[(df["metric"] == "loss") & (df["status"] == "ok")].copy()
     loss["side"] = loss[parameter].map(lambda v: below if v <= threshold + 1e-9 else above)
-    m = loss.groupby(["group", "nt", "nx", "side"])["value"].median().unstack("side")
+    m = loss.groupby(["group", "lattice", "side"])["value"].median().unstack("side")
     out = []
-    for (group, nt, nx), row in m.iterrows():
+    for (group, lat), row in sorted(m.iterrows(), key=lambda r: (r[0][0], _lattice_key(r[0][1]))):
         out.append(
-            f"{group} on {nt}x{nx}: median test loss {below} {_fmt(row.get(below, float('nan')))}, "
+            f"{group} on {lat}: median test loss {below} {_fmt(row.get(below, float('nan')))}, "
             f"{above} {_fmt(row.get(above, float('nan')))}."
         )
     return out
@@ -342,9 +347,11 @@ def outcomes(plan: ExperimentPlan) -> list[str]:
     from scalar_ml.tasks import get_task
 
     d = plan.eval_dir
+    from scalar_ml.evaluation.plots import _with_lattice
+
     ck = pd.read_csv(d / "checkpoints.csv")
     by_size = pd.read_csv(d / "loss_by_size.csv")
-    df = pd.read_csv(d / "evaluation.csv")
+    df = _with_lattice(pd.read_csv(d / "evaluation.csv"))
     # eq, st, fl, then preset and sample size: the order of the summary tables
     order = df["family"].map({"eq": 0, "st": 1, "fl": 2}).fillna(3)
     df = (
@@ -368,16 +375,17 @@ def outcomes(plan: ExperimentPlan) -> list[str]:
         out.extend(OUTCOMES[str(spec["kind"])](df, t, spec))
     if "acc" in get_task(plan.task).metric_names:
         acc = df[(df["metric"] == "acc") & (df["status"] == "ok")]
-        m = acc.groupby(["group", "nt", "nx"], sort=False)["value"].mean().unstack(["nt", "nx"])
+        m = acc.groupby(["group", "lattice"])["value"].mean().unstack("lattice")
+        m = m[sorted(m.columns, key=_lattice_key)]
         for group, row in m.iterrows():
             out.append(
                 f"{group}: mean accuracy "
-                + ", ".join(f"{nt}x{nx} {_fmt(v)}" for (nt, nx), v in row.items())
+                + ", ".join(f"{lat} {_fmt(v)}" for lat, v in row.items())
                 + "."
             )
-    na = df[df["status"] != "ok"].drop_duplicates(["group", "nt", "nx"])
+    na = df[df["status"] != "ok"].drop_duplicates(["group", "lattice"])
     for (group, note), part in na.groupby(["group", "note"], sort=False):
-        sizes = ", ".join(f"{a}x{b}" for a, b in zip(part["nt"], part["nx"], strict=True))
+        sizes = ", ".join(str(lat) for lat in part["lattice"])
         out.append(
             f"{group}: not applicable on {sizes} ({str(note).removeprefix('not applicable: ')})."
         )
@@ -438,10 +446,12 @@ def _glance_row(plan: ExperimentPlan) -> str:
         df = pd.read_csv(plan.eval_dir / "evaluation.csv")
     except FileNotFoundError:
         return f"| {plan.name} | (not run) | |"
-    loss = df[(df["metric"] == "loss") & (df["status"] == "ok")]
+    from scalar_ml.evaluation.plots import _with_lattice
+
+    loss = _with_lattice(df[(df["metric"] == "loss") & (df["status"] == "ok")])
     if loss["n_train"].nunique() > 1:
         loss = loss[loss["n_train"] == loss["n_train"].max()]
-    on_train = (loss["nt"] == loss["train_nt"]) & (loss["nx"] == loss["train_nx"])
+    on_train = loss["lattice"] == loss["train_lattice"]
     return f"| {plan.name} | {_ranking(loss[on_train])} | {_ranking(loss[~on_train])} |"
 
 

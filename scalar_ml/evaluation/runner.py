@@ -81,17 +81,19 @@ log = logging.getLogger(__name__)
 EVALUATION_FILE = "evaluation.csv"
 
 #: Columns of the tidy ``evaluation.csv`` (one row per checkpoint × cell × metric); the physics
-#: point takes one column per parameter of the theory (eta, lam, mu).
+#: point takes one column per parameter of the theory (eta, lam, mu). A lattice is ``lattice``
+#: (``"8x8"``, ``"8x8x8"``: the identity used for grouping) and, for 2D lattices, ``nt``, ``nx``
+#: (on d = 3, 4 dimensional lattices ``nt`` is the temporal extent and ``nx`` is empty).
 COLUMNS: tuple[str, ...] = (
     "checkpoint", "run", "group", "variant", "task", "family", "preset", "seed", "n_train",
-    "train_nt", "train_nx", "nt", "nx", *get_theory().parameter_names, "worms", "metric", "value",
-    "stderr", "n_configs", "status", "note",
+    "train_nt", "train_nx", "train_lattice", "nt", "nx", "lattice", *get_theory().parameter_names,
+    "worms", "metric", "value", "stderr", "n_configs", "status", "note",
 )  # fmt: skip
 
 #: Columns of ``checkpoints.csv`` (one row per checkpoint).
 CHECKPOINT_COLUMNS: tuple[str, ...] = (
     "checkpoint", "run", "group", "variant", "task", "family", "preset", "seed", "n_train",
-    "train_nt", "train_nx", "data_seed", "n_parameters", "epoch", "val_loss",
+    "train_nt", "train_nx", "train_lattice", "data_seed", "n_parameters", "epoch", "val_loss",
     "test_loss_train_size", "test_loss_all", "acc_train_size", "acc_all", "n_cells",
     "n_not_applicable", "path",
 )  # fmt: skip
@@ -167,13 +169,18 @@ def _applicability(module: Any, lattice: Lattice) -> tuple[bool, str]:
     from scalar_ml.models.spec import SpecError, format_size
 
     net = module.net
-    if net.input_size is not None and tuple(net.input_size) != (lattice.nt, lattice.nx):
+    if net.dims != lattice.dims:
+        return False, (
+            f"not applicable: a {net.dims}-dimensional network and a {lattice.dims}-dimensional "
+            "lattice"
+        )
+    if net.input_size is not None and tuple(net.input_size) != lattice.shape:
         return False, (
             f"not applicable: fl network takes only {format_size(net.input_size)} lattices "
             "(flattening fixes the input size)"
         )
     try:
-        trace = net.trace((lattice.nt, lattice.nx))
+        trace = net.trace(lattice.shape)
     except SpecError as exc:
         return False, f"not applicable: {exc}"
     if trace.floor_notes:
@@ -194,7 +201,17 @@ def _base_row(rec: CheckpointRecord) -> dict[str, Any]:
         "seed": rec.seed,
         "n_train": rec.n_train,
         "train_nt": tl[0] if tl else None,
-        "train_nx": tl[1] if tl else None,
+        "train_nx": tl[1] if tl and len(tl) == 2 else None,
+        "train_lattice": format_lattice(tl) if tl else None,
+    }
+
+
+def _lattice_keys(lattice: Lattice) -> dict[str, Any]:
+    """The lattice columns of a cell: ``nt``, ``nx`` (2D only, else empty) and ``lattice``."""
+    return {
+        "nt": lattice.nt,
+        "nx": lattice.nx if lattice.dims == 2 else None,
+        "lattice": format_lattice(lattice),
     }
 
 
@@ -228,7 +245,7 @@ def summarize(
             m = mine[mine["metric"] == metric]
             if m.empty:
                 continue
-            on_train = m[(m["nt"] == row["train_nt"]) & (m["nx"] == row["train_nx"])]
+            on_train = m[m["lattice"] == row["train_lattice"]]
             ck.loc[i, f"{prefix}_train_size"] = _mean_or_nan(on_train["value"], require_all=False)
             ck.loc[i, f"{prefix}_all"] = _mean_or_nan(m["value"], require_all=True)
         loss = mine[mine["metric"] == "loss"]
@@ -243,7 +260,7 @@ def summarize(
             "family": part["family"].iloc[0],
             "variant": part["variant"].iloc[0],
             "n_train": part["n_train"].iloc[0],
-            "train_lattice": f"{part['train_nt'].iloc[0]}x{part['train_nx'].iloc[0]}",
+            "train_lattice": part["train_lattice"].iloc[0],
             "n_checkpoints": len(part),
         }
         for col in (
@@ -268,19 +285,19 @@ def summarize(
             kind="stable",
         ).reset_index(drop=True)
     loss = df[(df["metric"] == "loss") & (df["status"] == "ok")]
+    # nx is empty on d > 2 dimensional lattices: keep those groups (dropna=False)
     pc = (
-        loss.groupby(["task", "group", "checkpoint", "nt", "nx"], sort=False)["value"]
+        loss.groupby(
+            ["task", "group", "checkpoint", "nt", "nx", "lattice"], sort=False, dropna=False
+        )["value"]
         .mean()
         .reset_index()
     )
     by_size = (
-        pc.groupby(["task", "group", "nt", "nx"], sort=False)["value"]
+        pc.groupby(["task", "group", "nt", "nx", "lattice"], sort=False, dropna=False)["value"]
         .agg(["mean", "median", "min", "max", "count"])
         .reset_index()
         .rename(columns={"count": "n_checkpoints"})
-    )
-    by_size.insert(
-        4, "lattice", [f"{a}x{b}" for a, b in zip(by_size["nt"], by_size["nx"], strict=True)]
     )
     return ck, summary, by_size
 
@@ -456,7 +473,7 @@ def evaluate_cells(plan: EvaluationPlan) -> tuple[pd.DataFrame, list[Any]]:
             names = get_task(task).metric_names
             for lattice, params in grid.blocks():
                 status = {id(r): _applicability(m, lattice) for r, m in mine}
-                cell_keys = {"nt": lattice.nt, "nx": lattice.nx, **get_theory().values(params)}
+                cell_keys = {**_lattice_keys(lattice), **get_theory().values(params)}
                 ensemble = None
                 if any(ok for ok, _ in status.values()):
                     ensemble = load_block(

@@ -3,7 +3,8 @@ r"""What a task is: the one object that declares everything task-specific.
 A :class:`Task` says, for one learning problem on lattice configurations:
 
 - **targets**: their names and shape: one vector per configuration (``per_site = False``, targets
-  ``(N, d)``) or a field on the lattice sites (``per_site = True``, targets ``(N, C, Nt, Nx)``);
+  ``(N, d)``) or a field on the lattice sites (``per_site = True``, targets ``(N, C, Nt, Nx)``, on a
+  lattice of any dimension ``(N, C, *shape)``);
 - **how examples are made** from closed Monte Carlo configurations (:meth:`Task.make_examples`):
   which configurations get open worms (:meth:`Task.training_counts` for training data,
   :meth:`Task.cell_counts` for one cell of an evaluation grid), and the labels, always recomputed from
@@ -80,7 +81,8 @@ class Outputs(NamedTuple):
 
 
 class ClosedSample(NamedTuple):
-    """Closed configurations ``(N, C, Nt, Nx)`` of one physics point with their stored observables."""
+    """Closed configurations ``(N, C, Nt, Nx)`` (``(N, 2d, *shape)`` on a d-dimensional lattice) of
+    one physics point with their stored observables."""
 
     configs: np.ndarray
     params: PhysicsParams
@@ -218,7 +220,7 @@ class Task:
         values = integer_list(key, worms, minimum=self.min_worms)
         for lat in lattices:
             try:
-                check_worms_fit(values, lat.nt, lat.nx)
+                check_worms_fit(values, *lat.shape)
             except ValueError as exc:
                 raise ConfigError(f"{key} on {lat}: {exc}") from exc
         return tuple(values)

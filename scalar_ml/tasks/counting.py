@@ -59,7 +59,7 @@ class CountingTask(ViolationTask):
     def label(self, configs: np.ndarray, counts: np.ndarray) -> np.ndarray:
         from scalar_ml.data.violations import violation_count
 
-        count = violation_count(configs)
+        count = violation_count(configs, dims=configs.ndim - 2)
         if not np.array_equal(count, counts):
             raise RuntimeError("counting labels disagree with the inserted worms: this is a bug")
         return count.astype(np.float64)[:, None]

@@ -71,7 +71,7 @@ class DetectionTask(ViolationTask):
     def label(self, configs: np.ndarray, counts: np.ndarray) -> np.ndarray:
         from scalar_ml.data.violations import has_violation
 
-        label = has_violation(configs)
+        label = has_violation(configs, dims=configs.ndim - 2)
         if not np.array_equal(label, counts > 0):
             raise RuntimeError("detection labels disagree with the inserted worms: this is a bug")
         return label.astype(np.float64)[:, None]

@@ -4,7 +4,8 @@ The seed frames counting as "a simplified crowd-counting problem"; crowd countin
 density maps. Here the network predicts, for every site :math:`x`, the probability that :math:`x` is
 a worm end point, i.e. :math:`|\operatorname{div}_x k| = 1` (the inserted worms' end points never
 coincide, so :math:`|\operatorname{div}_x k| \in \{0, 1\}` and exactly :math:`2M` sites are end
-points for :math:`M` worms). Targets are fields ``(N, 1, Nt, Nx)``, recomputed from each
+points for :math:`M` worms). Targets are fields ``(N, 1, Nt, Nx)`` (``(N, 1, *shape)`` in d
+dimensions), recomputed from each
 configuration and checked against the intent (``Σ_x |div_x k| = 2M``).
 
 - **Loss**: binary cross entropy on the logits, per site, averaged over the sites (the networks end
@@ -101,8 +102,10 @@ class LocalisationTask(ViolationTask):
     def label(self, configs: np.ndarray, counts: np.ndarray) -> np.ndarray:
         from scalar_ml.physics.observables import flux_divergence
 
-        ends = np.abs(flux_divergence(configs))
-        if ends.max(initial=0) > 1 or not np.array_equal(ends.sum(axis=(-2, -1)), 2 * counts):
+        dims = configs.ndim - 2
+        ends = np.abs(flux_divergence(configs, dims=dims))
+        total = ends.sum(axis=tuple(range(-dims, 0)))
+        if ends.max(initial=0) > 1 or not np.array_equal(total, 2 * counts):
             raise RuntimeError(
                 "localisation labels disagree with the inserted worms: this is a bug"
             )
@@ -136,7 +139,11 @@ def configuration_and_maps(
     n_examples: int = 2,
 ) -> list[Any]:
     r"""Side by side for the first ``n_examples`` configurations: the flux :math:`|k_t| + |k_x|` per
-    site (the configuration), the true end points and the predicted map with its count."""
+    site (the configuration), the true end points and the predicted map with its count.
+
+    On a d-dimensional lattice (d > 2) the panels show the (t, x) plane summed over the other space
+    directions: the flux :math:`\sum_\nu |k_\nu|`, the number of end points and the summed map
+    per (t, x) column (the counts are those of the whole lattice)."""
     import pandas as pd
 
     from scalar_ml.evaluation.plots import Figure, _plt
@@ -145,16 +152,24 @@ def configuration_and_maps(
     n = min(n_examples, len(inputs))
     if n == 0:
         return []
+    dims = inputs.ndim - 2
+    extra = tuple(range(2, dims))  # the space axes beyond x of one example's field (*shape)
+    summed = "" if dims == 2 else f", summed over {'yz'[: dims - 2]}"
     fig, axes = plt.subplots(n, 3, figsize=(9.6, 3.1 * n), squeeze=False, layout="constrained")
     rows = []
     for i in range(n):
-        flux = np.abs(inputs[i, 0]) + np.abs(inputs[i, 1])
+        flux = np.abs(inputs[i, :dims]).sum(axis=0)
         true, prob = targets[i, 0], pred[i, 0]
+        if extra:
+            flux, true, prob = (a.sum(axis=extra) for a in (flux, true, prob))
+        k_label = "|k_t| + |k_x|" if dims == 2 else "Σ_ν |k_ν|"
+        limits = (0, 1) if dims == 2 else (0, None)
         panels = (
-            (flux, "configuration: |k_t| + |k_x|", "Greys", None),
-            (true, f"true end points ({round(float(true.sum()) / 2)} worms)", "Reds", (0, 1)),
-            (prob, f"predicted map (count {prob.sum() / 2:.2f})", "Reds", (0, 1)),
-        )
+            (flux, f"configuration: {k_label}{summed}", "Greys", None),
+            (true, f"true end points ({round(float(true.sum()) / 2)} worms){summed}", "Reds",
+             limits),
+            (prob, f"predicted map (count {prob.sum() / 2:.2f}){summed}", "Reds", limits),
+        )  # fmt: skip
         for ax, (field, title, cmap, limits) in zip(axes[i], panels, strict=True):
             vmin, vmax = limits if limits else (None, None)
             im = ax.imshow(field, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")

@@ -71,7 +71,8 @@ class ObservablesTask(Task):
 
         if np.any(np.asarray(counts) != 0):
             raise ValueError(f"task {self.name} takes closed configurations only (no worms)")
-        measured = get_theory().measure(sample.configs, sample.params)
+        configs = np.asarray(sample.configs)
+        measured = get_theory().measure(configs, sample.params, dims=configs.ndim - 2)
         for name in self.targets:
             if not np.allclose(measured[name], sample.observables[name], rtol=1e-9, atol=1e-12):
                 raise RuntimeError(
