@@ -56,7 +56,7 @@ from scalar_ml.physics.worm import WormChains
 
 # Version of the sampling algorithm (sweep definition, RNG streams, decorrelation rule). It is part
 # of every ensemble-cache key: bump it whenever the same seed would give different configurations.
-SAMPLER_VERSION = 1
+SAMPLER_VERSION = 2
 
 __all__ = ["Ensemble", "generate_ensemble"]
 
