@@ -13,7 +13,10 @@ configurations (≈ 0.5 when they are decorrelated), and writes ``summary.json``
 - ``format=json``: stdout carries only the summary JSON object
   ``{"n": {"mean", "err", "tau_int"}, "phi2": {...}, "phi4": {...}, "acceptance": {...},
   "proposals_per_s", "configs_per_s", "n_configs", ...}`` (logs go to stderr and ``sample.log``).
-- ``out=PATH.npz``: also writes ``configs`` ((N, 4, Nt, Nx) int32, channels ``[k_t, k_x, l_t, l_x]``),
+- ``lattice=8x8x8`` (``conf/lattice/``, or ``lattice.shape=[...]``): a d = 3, 4 dimensional lattice,
+  time first; everything below is the same (η = 2d + m²: e.g. ``physics.eta=6.01`` in 3D).
+- ``out=PATH.npz``: also writes ``configs`` ((N, 4, Nt, Nx) int32, channels ``[k_t, k_x, l_t, l_x]``;
+  ``(N, 2d, *shape)`` in d dimensions),
   ``n``, ``phi2``, ``phi4`` and ``meta`` (JSON string) atomically; loadable with ``allow_pickle=False``.
 - ``scan.mu='[0.85,0.9,...]'``: one ensemble per μ (``physics.mu`` is ignored); a table per μ,
   ``scan.csv`` and ``scan.png`` (n(μ) and |φ|²(μ) with error bars: the Silver Blaze picture) in the
@@ -161,19 +164,22 @@ def parse_config(cfg: DictConfig) -> SampleJob:
     scan = THEORY.scan_parameter
     scan_values = _scan_values(OmegaConf.select(cfg, f"scan.{scan}", default=None))
     try:
+        lattice = THEORY.lattice(OmegaConf.to_container(lat), key="lattice")
+    except ConfigError as exc:
+        raise SampleConfigError(str(exc)) from None
+    try:  # a point must exist in the lattice's dimension
         if scan_values is None:
-            points = [THEORY.params(phys, key="physics")]
+            points = [THEORY.params(phys, key="physics", lattice=lattice)]
         else:  # the base point's own scan value is ignored
             raw = OmegaConf.to_container(phys)
             points = [
-                THEORY.params({**raw, scan: v}, key="physics")
+                THEORY.params({**raw, scan: v}, key="physics", lattice=lattice)
                 for v in scan_values  # type: ignore[dict-item]
             ]
     except ConfigError as exc:
         where = f" (in scan.{scan})" if scan_values is not None else ""
         raise SampleConfigError(f"{exc}{where}") from None
     try:
-        lattice = THEORY.lattice(OmegaConf.to_container(lat), key="lattice")
         sampler = THEORY.sampler_options(
             OmegaConf.to_container(cfg.get("sampler") or OmegaConf.create({}), resolve=True),
             prefix="sampler.",

@@ -1,7 +1,8 @@
 r"""Ensembles of closed dual configurations with measured thermalisation and decorrelation.
 
-:func:`generate_ensemble` runs ``n_chains`` independent worm chains (:class:`~.worm.WormChains`,
-seeds ``SeedSequence(seed).spawn(n_chains)``) in parallel over all cores; a chain's trajectory
+:func:`generate_ensemble` runs ``n_chains`` independent worm chains (:class:`~.worm.WormChains`;
+on 3D and 4D lattices :class:`~.worm_nd.WormChainsND`, the same algorithm in d dimensions; seeds
+``SeedSequence(seed).spawn(n_chains)``) in parallel over all cores; a chain's trajectory
 depends only on its seed, and every decision below depends only on the chains' measurements, so the
 same seed gives bit-identical ensembles for any number of threads. Every chain starts from the empty
 configuration; the chains go through the stages in lock step. Sweep counts are per chain and, after
@@ -73,6 +74,7 @@ from scalar_ml.physics.observables import measure
 from scalar_ml.physics.params import Lattice, PhysicsParams, validate_point
 from scalar_ml.physics.weights import WeightTable
 from scalar_ml.physics.worm import ChainRun, WormChains
+from scalar_ml.physics.worm_nd import worm_chains
 
 # Version of the sampling algorithm (sweep definition, RNG streams, decorrelation rule). It is part
 # of every ensemble-cache key: bump it whenever the same seed would give different configurations.
@@ -105,7 +107,8 @@ class Ensemble:
     """A set of closed configurations and their per-configuration observables.
 
     Attributes:
-        configs: ``(N, 4, Nt, Nx)`` int32, channels ``[k_t, k_x, l_t, l_x]`` (SPEC §1).
+        configs: ``(N, 4, Nt, Nx)`` int32, channels ``[k_t, k_x, l_t, l_x]`` (SPEC §1); on a
+            d-dimensional lattice ``(N, 2d, *shape)``, ``[k_0 … k_{d-1}, l_0 … l_{d-1}]``.
         n: ``(N,)`` float64 charge density ``(1/V) Σ_x k_{x,t}``.
         phi2: ``(N,)`` float64 ``(1/V) Σ_x W(f_x+2)/W(f_x)``.
         phi4: ``(N,)`` float64 ``(1/V) Σ_x W(f_x+4)/W(f_x)``.
@@ -494,7 +497,7 @@ def generate_ensemble(
 
     Args:
         params: couplings ``(eta, lam, mu)``; validated first.
-        lattice: ``Nt × Nx``; validated first.
+        lattice: ``Nt × Nx`` (or d-dimensional, d = 3, 4); validated first.
         n_configs: number of stored configurations (>= 1).
         seed: non-negative integer; the same seed gives bit-identical arrays for any thread count.
         n_chains: independent Markov chains (>= 1), run in parallel over the available threads.
@@ -528,7 +531,7 @@ def generate_ensemble(
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be a bool, got {progress!r}")
     n_configs, seed, n_chains = int(n_configs), int(seed), int(n_chains)
-    config_bytes = n_configs * 4 * lattice.volume * 4
+    config_bytes = n_configs * 2 * lattice.dims * lattice.volume * 4
     if config_bytes > _MAX_CONFIG_BYTES:
         raise ValueError(
             f"n_configs = {n_configs} on {lattice} needs {config_bytes / 2**30:.1f} GiB of "
@@ -536,7 +539,7 @@ def generate_ensemble(
         )
 
     table = WeightTable(params.eta, params.lam)
-    chains = WormChains(params, lattice, np.random.SeedSequence(seed), n_chains, table=table)
+    chains = worm_chains(params, lattice, np.random.SeedSequence(seed), n_chains, table=table)
     lengths = [
         n_configs // n_chains + (1 if c < n_configs % n_chains else 0) for c in range(n_chains)
     ]
@@ -655,7 +658,7 @@ def generate_ensemble(
     # ---- 5: measurement and checks -------------------------------------------------------------
     configs = np.concatenate([stored[c, : lengths[c]] for c in range(n_chains)])
     k_obs = np.concatenate([kernel_obs[c, : lengths[c]] for c in range(n_chains)])
-    obs = measure(configs, table, check_closed=True)
+    obs = measure(configs, table, check_closed=True, dims=lattice.dims)
     for i, name in enumerate(("n", "phi2", "phi4")):
         if not np.allclose(obs[name], k_obs[:, i], rtol=1e-11, atol=1e-13):
             raise RuntimeError(f"kernel measurement of {name} disagrees with the recomputation")
@@ -675,7 +678,7 @@ def generate_ensemble(
     t_sampler = sum(clock.wall[f"{k}_s"] for k in ("calibration", "therm", "pilot", "production"))
     meta: dict[str, Any] = {
         "params": params.as_dict(),
-        "lattice": {"nt": lattice.nt, "nx": lattice.nx},
+        "lattice": lattice.as_dict(),
         "n_configs": n_configs,
         "seed": seed,
         "n_chains": n_chains,
