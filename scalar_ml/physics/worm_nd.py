@@ -132,10 +132,17 @@ def _advance_chain(
     records,
     record_obs,
     debug,
+    corr,
+    slab,
 ):
     """Run one chain until ``st[_ST_SWEEPS] == n_sweeps`` sweeps (the 2D kernel's
-    ``_advance_chain`` with ``dims`` directions; see the module docstrings)."""
+    ``_advance_chain`` with ``dims`` directions; see the module docstrings).
+
+    With ``corr.size > 0`` (= N_0), the open worm after every worm proposal adds 1 to
+    ``corr[(t_head - t_tail) mod N_0]``, ``t = x // slab`` (``slab`` sites per time slice)."""
     n_sites = f.size
+    n_time = corr.size
+    count_corr = n_time > 0
     nl = 2 * dims  # link variables per site, and directions (+nu, -nu) per site
     n_links = dims * n_sites
     byte_limit = 256 - 256 % dims  # direction byte v < byte_limit: nu = v % dims is uniform
@@ -238,6 +245,8 @@ def _advance_chain(
                             in_worm = 0
                             c_stop_a += 1
                             c_worms += 1
+                        elif count_corr:
+                            corr[0] += 1  # still the zero-length worm
                         if debug and not _state_consistent(
                             links, f, nbr, dims, head, tail, delta, in_worm
                         ):
@@ -290,6 +299,9 @@ def _advance_chain(
                     c_step_a += 1
                 else:
                     theta ^= 1
+            if count_corr and in_worm != 0:
+                dt = head // slab - tail // slab
+                corr[dt + n_time if dt < 0 else dt] += 1
             if debug and not _state_consistent(links, f, nbr, dims, head, tail, delta, in_worm):
                 status = DEBUG_FAILED
                 break
@@ -365,6 +377,8 @@ def _advance_chains(
     records,
     record_obs,
     debug,
+    corr,
+    slab,
     status,
 ):
     for c in prange(links.shape[0]):
@@ -392,6 +406,8 @@ def _advance_chains(
             records[c],
             record_obs[c],
             debug,
+            corr[c],
+            slab,
         )
 
 
@@ -433,6 +449,8 @@ class WormChainsND:
         amplitude: the worm amplitude ``A > 0``.
         worms_per_sweep: worm attempts per sweep; by default ``V/4`` until :meth:`calibrate`.
         debug: recompute the state from scratch after every proposal (slow; for tests).
+        correlator: accumulate the time separation of head and tail of the open worm after every
+            worm proposal (:attr:`time_correlator`, the zero-momentum two-point function).
     """
 
     def __init__(
@@ -446,6 +464,7 @@ class WormChainsND:
         amplitude: float = 1.0,
         worms_per_sweep: int | None = None,
         debug: bool = False,
+        correlator: bool = False,
     ) -> None:
         validate_point(params, lattice)
         _check_int("n_chains", n_chains, 1)
@@ -489,9 +508,23 @@ class WormChainsND:
             self._rng[c] = state
         self._state = np.zeros((self.n_chains, _N_STATE), dtype=np.int64)
         self._counters = np.zeros((self.n_chains, _N_COUNTERS), dtype=np.int64)
+        self._corr = np.zeros((self.n_chains, lattice.nt if correlator else 0), dtype=np.int64)
         self._sweeps_total = 0
         self._tables_for: int = -1
         self._refresh_tables()
+
+    @property
+    def time_correlator(self) -> np.ndarray:
+        r"""``(C, N_0)`` counts of open-worm states by the time separation ``(t_h − t_t) mod N_0``
+        of head and tail, one count per worm proposal (``correlator=True``; else ``(C, 0)``).
+
+        An open worm with head ``h``, tail ``t`` and sign Δ has the weight of the configurations
+        of :math:`\langle\phi_t\phi^*_h\rangle` (Δ = +1) or its conjugate (:mod:`.worm`:
+        :math:`W(f_x + 1)` at both ends, :math:`W(f_x + 2)` at ``h = t``), so the counts are
+        proportional to :math:`C(\tau) = \sum_{\vec x}\langle\phi^*(\tau, \vec x)\phi(0)\rangle
+        + c.c.`, the zero-momentum two-point function (:mod:`scalar_ml.physics.spectrum`).
+        """
+        return self._corr.copy()
 
     def _refresh_tables(self) -> None:
         if self._tables_for == self.table.f_max:
@@ -599,6 +632,8 @@ class WormChainsND:
                 records,
                 rec_obs,
                 self.debug,
+                self._corr,
+                np.int64(volume // self.lattice.nt),
                 status,
             )
             if np.any(status == DEBUG_FAILED):
