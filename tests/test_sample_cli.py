@@ -75,6 +75,7 @@ def test_config_groups_compose_with_documented_values():
     names = sorted(p.stem for p in (CONF_DIR / "lattice").glob("*.yaml"))
     two = ["8x8", "16x16", "32x32", "64x64", "60x4", "100x5", "125x8", "200x10"]
     more = ["8x8x8", "12x12x12", "16x16x16", "24x24x24", "32x8x8", "4x4x4x4", "8x8x8x8"]
+    more += ["60x4x4", "100x5x5", "60x6x6", "100x8x8"]
     assert names == sorted(two + more)
     for name in names:
         lat = _compose([f"lattice={name}"]).lattice

@@ -1,4 +1,5 @@
-"""Dual (flux) representation of the complex phi^4 field in 1+1D at chemical potential mu.
+"""Dual (flux) representation of the complex phi^4 field in 1+1D (and 2+1D, 3+1D) at chemical
+potential mu.
 
 Public API (no torch import anywhere in this package):
 
@@ -12,7 +13,10 @@ Public API (no torch import anywhere in this package):
 - :class:`LatticeSymmetry`, :func:`element`, :class:`SymmetryGroup`, :func:`generate_group`,
   :func:`symmetry_group`: reflections, the t↔x swap and charge conjugation acting on
   configurations, and the group of exact symmetries at given ``(mu, lattice)`` (``symmetry``).
-- :class:`WormChains`: the numba worm / l-update Markov chains (``worm``).
+- :class:`WormChains`: the numba worm / l-update Markov chains (``worm``); :class:`WormChainsND`,
+  the same on 3D and 4D lattices, and :func:`worm_chains`, the chains for a lattice (``worm_nd``).
+- :func:`charged_state_energy`: the energy of the lightest charged state from the worm's
+  two-point function, the Silver Blaze onset's reference (``spectrum``).
 - :func:`free_field_observables`: exact :math:`\\lambda = 0` values (``free_field``).
 - :func:`autocorrelation`, :func:`tau_int`: Γ-method errors and :math:`\\tau_{\\rm int}` (``autocorr``).
 - :func:`generate_ensemble`, :class:`Ensemble`: decorrelated ensembles from parallel chains (``ensemble``).
@@ -57,6 +61,9 @@ _WHERE: dict[str, str] = {  # exported name -> its module
     "WeightTable": "scalar_ml.physics.weights",
     "log_weight": "scalar_ml.physics.weights",
     "WormChains": "scalar_ml.physics.worm",
+    "WormChainsND": "scalar_ml.physics.worm_nd",
+    "worm_chains": "scalar_ml.physics.worm_nd",
+    "charged_state_energy": "scalar_ml.physics.spectrum",
 }
 
 
@@ -85,8 +92,10 @@ __all__ = [
     "Theory",
     "WeightTable",
     "WormChains",
+    "WormChainsND",
     "autocorrelation",
     "charge_density",
+    "charged_state_energy",
     "element",
     "flux_divergence",
     "free_field_observables",
@@ -101,4 +110,5 @@ __all__ = [
     "site_phi_moments",
     "symmetry_group",
     "tau_int",
+    "worm_chains",
 ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from evaluation_helpers import SHORT_CHAINS, TINY_TRAIN
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from scalar_ml.evaluation.grid import load_grid
 from scalar_ml.evaluation.reproduce import SCALES, experiment_names, load_plans
 from scalar_ml.paths import CONF_DIR
+from scalar_ml.physics.params import Lattice
 
 EXPERIMENTS = experiment_names()
 
@@ -23,6 +25,8 @@ EXPECTED = {
     "detection_generalization": ("detection", (8, 8)),
     "counting_generalization": ("counting", (8, 8)),
     "localisation_generalization": ("localisation", (8, 8)),  # task 4, not in the seed
+    "counting_generalization_3d": ("counting", (8, 8, 8)),  # 2+1D, not in the seed
+    "obs_sizes_3d": ("observables", (60, 4, 4)),  # 2+1D, not in the seed
 }
 
 
@@ -46,7 +50,7 @@ def test_experiment_composes_and_runs_fast_dev_run(name, eval_cache, tmp_path) -
     )
     try:
         assert cfg.task.name == task
-        assert (cfg.lattice.nt, cfg.lattice.nx) == lattice
+        assert Lattice.parse(OmegaConf.to_container(cfg.lattice)).shape == lattice
         assert cfg.reproduce.grid and name in cfg.tags
         metrics = train(cfg)
     finally:
