@@ -119,3 +119,12 @@ def test_record_buffer_thins_to_a_grid_and_selects_spaced_records() -> None:
     configs, _, sweeps = records.select(start, 6, limit=2)
     assert sweeps.tolist() == [16, 22]
     assert configs[:, :, 0, 0, 0].tolist() == [[16, 22], [16, 22]]
+
+
+def test_progress_bars_do_not_change_the_data() -> None:
+    """Progress bars split the kernel calls into chunks; the chains and decisions are the same."""
+    params, lattice = PhysicsParams(4.01, 1.0, 1.2), Lattice(8, 4)
+    plain = generate_ensemble(params, lattice, 50, seed=3, n_chains=4)
+    shown = generate_ensemble(params, lattice, 50, seed=3, n_chains=4, progress=True)
+    assert np.array_equal(plain.configs, shown.configs)
+    assert plain.meta["checkpoints"] == shown.meta["checkpoints"]
