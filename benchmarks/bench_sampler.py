@@ -241,6 +241,7 @@ def main() -> None:
     parser.add_argument(
         "--points", default=None, help="subset, e.g. 8x8:1.0,32x32:1.5 (eta = 4.01, lam = 1)"
     )
+    parser.add_argument("--jsonl", default=None, help="also append every measurement to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -304,6 +305,9 @@ def main() -> None:
                             results.setdefault((nt, nx, eta, lam, mu, thr, kind), []).append(
                                 Pair(out["before"], out["after"])
                             )
+                            if args.jsonl:
+                                with open(args.jsonl, "a") as fh:
+                                    fh.write(json.dumps({"job": job, **out}) + "\n")
                             b, a = out["before"], out["after"]
                             print(
                                 f"  rep {rep} {nt}x{nx} mu={mu} thr={thr} {kind} N={n}: "
