@@ -168,6 +168,10 @@ class _Progress:
 
             self._bar = tqdm(total=total, desc=desc, unit=unit, disable=None, leave=False)
 
+    @property
+    def enabled(self) -> bool:
+        return self._bar is not None
+
     def update(self, n: int) -> None:
         if self._bar is not None:
             self._bar.update(n)
@@ -301,13 +305,18 @@ def _run(
     chunk: int | None = None,
     on_records: Callable[[int, int, ChainRun], None] | None = None,
 ) -> None:
-    """Run ``n_sweeps`` sweeps in chunks, measuring into ``series`` if given.
+    """Run ``n_sweeps`` sweeps, measuring into ``series`` if given.
 
-    Records follow the grid ``record_first, record_first + record_every, ...`` of this call; for
-    every chunk that recorded something, ``on_records(done, first, out)`` gets the sweeps of this
-    call before the chunk, the chunk's own ``record_first`` and its :class:`~.worm.ChainRun`.
+    In chunks of ``chunk`` sweeps; by default one kernel call, or twenty when ``bar`` shows a
+    progress bar: every call costs a thread-pool start and Python work, which matters on
+    small lattices. Records follow the grid ``record_first, record_first + record_every, ...`` of
+    this call; for every chunk that recorded something, ``on_records(done, first, out)`` gets the
+    sweeps of this call before the chunk, the chunk's own ``record_first`` and its
+    :class:`~.worm.ChainRun`.
     """
-    chunk = chunk or max(1, math.ceil(n_sweeps / 20))
+    if chunk is None:
+        shown = bar is not None and bar.enabled
+        chunk = max(1, math.ceil(n_sweeps / 20) if shown else n_sweeps)
     done = 0
     while done < n_sweeps:
         m = min(chunk, n_sweeps - done)
@@ -648,7 +657,7 @@ def generate_ensemble(
             None,
             record_first=first,
             record_every=spacing,
-            chunk=spacing * max(1, math.ceil(remaining / 50)),
+            chunk=spacing * max(1, math.ceil(remaining / 50)) if progress else None,
             on_records=keep,
         )
     prod_bar.close()
