@@ -85,16 +85,6 @@ def chain_stats(ens: Ensemble, name: str, offset: float = 0.0) -> AutocorrResult
     return autocorrelation([p for p in parts if p.size >= 2])
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Outcome of one :func:`check_mc`: the deviation in σ and the σ it was measured with."""
-
-    label: str
-    deviation: float
-    sigma: float
-    max_sigma: float
-
-
 def _deviation(measured: AutocorrResult, expected: float, expected_err: float) -> float:
     sigma = float(np.hypot(measured.err, expected_err))
     return (measured.mean - expected) / sigma
@@ -108,7 +98,7 @@ def check_mc(
     *,
     max_rel_sigma: float = MAX_REL_SIGMA,
     max_sigma: float | None = None,
-) -> Verdict:
+) -> None:
     """Power, agreement and negative control of one Monte Carlo estimate (module docstring).
 
     Args:
@@ -147,7 +137,6 @@ def check_mc(
             f"{label}: negative control failed: the same data shifted by {sign * shift:+.3g} "
             f"pass the check ({dev_shifted:+.2f} sigma)"
         )
-    return Verdict(label, dev, sigma, bound)
 
 
 def assert_agrees(
@@ -158,7 +147,7 @@ def assert_agrees(
     *,
     max_rel_sigma: float = MAX_REL_SIGMA,
     max_sigma: float | None = None,
-) -> Verdict:
+) -> None:
     """:func:`check_mc` for an estimate whose samples are not at hand (shifts its mean instead).
 
     Shifting the mean by ``s`` is what shifting every sample by ``s`` does to it, with the error
@@ -168,9 +157,7 @@ def assert_agrees(
     def shifted(offset: float) -> AutocorrResult:
         return dataclasses.replace(measured, mean=measured.mean + offset)
 
-    return check_mc(
-        shifted, exact, label, extra_err, max_rel_sigma=max_rel_sigma, max_sigma=max_sigma
-    )
+    check_mc(shifted, exact, label, extra_err, max_rel_sigma=max_rel_sigma, max_sigma=max_sigma)
 
 
 @dataclass(frozen=True)
@@ -179,10 +166,9 @@ class McPoint:
 
     ``n_configs`` dual configurations from ``n_chains`` chains (fewer chains thermalise fewer
     times: cheaper where τ_int is long); ``n_ref`` φ-reference measurements per chain (0 where the
-    reference is exact). ``phi2_rel_sigma`` and
-    ``n_rel_sigma`` are the ``max_rel_sigma`` of the two observables' checks; ``n_abs_sigma``
-    replaces ``n_rel_sigma`` where ⟨n⟩ = 0 (μ = 0). ``benchmarks/power_sizing.py`` sizes
-    ``n_configs`` and ``n_ref`` for them.
+    reference is exact). ``phi2_rel_sigma`` and ``n_rel_sigma`` are the ``max_rel_sigma`` of the
+    two observables' checks; ``n_abs_sigma`` replaces ``n_rel_sigma`` where ⟨n⟩ = 0 (μ = 0).
+    ``benchmarks/power_sizing.py`` sizes ``n_configs`` and ``n_ref`` for them.
     """
 
     eta: float
