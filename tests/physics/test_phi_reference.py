@@ -126,8 +126,9 @@ def test_reference_rejects_bad_arguments() -> None:
 
 # ---- the referee: interacting theory (lambda = 1) ------------------------------------------
 
-#: The four points the detection and counting tasks train on (SPEC §5), on 4x4.
-TRAINING_POINTS = [
+#: The tasks' grid points eta in {4.01, 4.25} x mu in {1.0, 1.5} (SPEC §5; detection and counting
+#: train at (4.01, 1.5) and (4.25, 1.0)), on 4x4.
+TASK_POINTS = [
     McPoint(4.01, 1.0, 1.0, 4, 4, 270_000, n_ref=1_500_000, n_rel_sigma=N_MU1_REL_SIGMA),
     McPoint(4.01, 1.0, 1.5, 4, 4, 60_000, n_ref=330_000),  # average phase 0.38
     McPoint(4.25, 1.0, 1.0, 4, 4, 390_000, n_ref=1_800_000, n_rel_sigma=N_MU1_REL_SIGMA),
@@ -135,7 +136,7 @@ TRAINING_POINTS = [
 ]
 
 INTERACTING_POINTS = [
-    *TRAINING_POINTS,  # average phase 0.45 at mu = 1.0
+    *TASK_POINTS,  # average phase 0.45 at mu = 1.0
     # no sign problem (phase 1); <n> = 0 exactly in the reference
     McPoint(4.01, 1.0, 0.0, 4, 4, 81_000, n_ref=210_000, n_abs_sigma=0.004 / 8),
     # average phase 0.80; <n> = 0.054 is small: resolved to 10 %
@@ -163,7 +164,7 @@ def test_dual_sampler_matches_phi_reference(point: McPoint) -> None:
 
 def test_comparison_detects_a_wrong_mu() -> None:
     """The comparison has teeth: the dual at mu + 0.03, or the reference without reweighting, fail."""
-    point = TRAINING_POINTS[0]
+    point = TASK_POINTS[0]
     ref, correct_dual = _runs(point, 11)
     expected = ref.observable("n")
     wrong = McPoint(point.eta, point.lam, point.mu + 0.03, point.nt, point.nx, 8000)

@@ -64,9 +64,9 @@ def test_absolute_bound_where_the_reference_is_zero(rng: np.random.Generator) ->
 @pytest.mark.ci
 @pytest.mark.parametrize(
     ("bias", "fails"),
-    [("phi2:+0.01", True), ("phi2:+0.01@4.01,1.5", False), ("n:-0.1@7.5,1.5", True)],
+    [("phi2:+0.01@4.01,1.5", False), ("n:-0.1@7.5,1.5", True)],
 )
-def test_injected_bias_fails_the_free_field_check(bias: str, fails: bool, tmp_path: Path) -> None:
+def test_injected_bias_fails_the_free_field_check(bias: str, fails: bool) -> None:
     """A real test (free field 8x8, eta = 7.5, mu = 1.5) under --inject-bias, in a subprocess."""
     node = "tests/physics/test_sampler_exact.py::test_free_field_exact[8x8-eta7.5-lam0.0-mu1.5]"
     options = ["-q", "-p", "no:cacheprovider", "--tb=line", f"--inject-bias={bias}"]
