@@ -313,18 +313,33 @@ def test_leftover_temporary_of_a_killed_writer_is_removed(data_dir):
 # --------------------------------------------------------------------------- racing processes
 RACE_WORKER = textwrap.dedent(
     """
-    import hashlib, json, os, sys, time
+    import hashlib, json, logging, os, sys, time
     import numpy as np
     from scalar_ml.data.cache import EnsembleCache
     from scalar_ml.physics.ensemble import Ensemble
     from scalar_ml.physics.params import Lattice, PhysicsParams
 
-    root, counter, go = sys.argv[1], sys.argv[2], sys.argv[3]
+    root, counter, go, waiters = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    waiting = counter + ".waiting"  # one file per process that found the lock held
+
+    class WaitingLogged(logging.Handler):
+        # LeaseLock logs this once, when an attempt finds the lease held by a live holder
+        def emit(self, record):
+            if record.getMessage().startswith("waiting for another process holding"):
+                open(os.path.join(waiting, str(os.getpid())), "w").close()
+
+    cache_log = logging.getLogger("scalar_ml.data.cache")
+    cache_log.setLevel(logging.INFO)
+    cache_log.addHandler(WaitingLogged())
 
     def generate(params, lattice, n_configs, seed, **opts):
         with open(counter, "a") as f:  # one line per generation, from whichever process
             f.write(f"{os.getpid()}\\n")
-        time.sleep(1.5)  # keep the race window wide open
+        # event order, not timing: hold the lock until every other process waits for it (the
+        # race is then real whatever the load); after 120 s give up, and the test fails
+        deadline = time.monotonic() + 120
+        while len(os.listdir(waiting)) < waiters and time.monotonic() < deadline:
+            time.sleep(0.01)
         rng = np.random.default_rng(seed)
         configs = np.zeros((n_configs, 4, lattice.nt, lattice.nx), np.int32)
         configs[:, 0] = rng.integers(-3, 4, size=(n_configs, 1, lattice.nx))
@@ -333,52 +348,64 @@ RACE_WORKER = textwrap.dedent(
         phi2 = rng.random(n_configs)
         ens = Ensemble(configs, n, phi2, phi2**2, {"generated_by": os.getpid()})
         with open(counter, "a") as f:
-            f.write(f"end {time.time()}\\n")
+            f.write(f"end {len(os.listdir(waiting))}\\n")
         return ens
 
     while not os.path.exists(go):
         time.sleep(0.005)
-    t0 = time.time()
     ens = EnsembleCache(root, generator=generate).get(
         PhysicsParams(4.01, 1.0, 1.0), Lattice(8, 8), 200, 11)
     h = hashlib.sha256()
     for a in (ens.configs, ens.n, ens.phi2, ens.phi4):
         h.update(np.ascontiguousarray(a).tobytes())
-    print(json.dumps({"t0": t0, "digest": h.hexdigest(),
+    print(json.dumps({"pid": os.getpid(), "digest": h.hexdigest(),
                       "checksum": ens.meta["cache"]["checksum_sha256"],
                       "generated_by": ens.meta["generated_by"]}))
     """
 )
+RACERS = 4
 
 
-def test_racing_processes_generate_once_and_read_identical_data(tmp_path):
+def _start_racers(tmp_path: Path) -> tuple[list[subprocess.Popen], Path, Path]:
+    """RACERS worker processes, released together by a go file; (processes, root, counter)."""
     script = tmp_path / "worker.py"
     script.write_text(RACE_WORKER)
     root, counter, go = tmp_path / "cache", tmp_path / "generations.txt", tmp_path / "go"
+    Path(f"{counter}.waiting").mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(root), str(counter), str(go)],
+            [sys.executable, str(script), str(root), str(counter), str(go), str(RACERS - 1)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
         )
-        for _ in range(4)
+        for _ in range(RACERS)
     ]
-    time.sleep(1.0)  # let the interpreters start; they all wait for the go file
-    go.touch()
+    go.touch()  # the workers may start late: the generator waits for the waiters (event order)
+    return procs, root, counter
+
+
+def _check_the_race_was_real(counter: Path, generator_pid: int) -> None:
+    """Every other worker found the lock held while the one generation ran (logged "waiting")."""
+    waited = sorted(int(p.name) for p in Path(f"{counter}.waiting").iterdir())
+    assert len(waited) == RACERS - 1 and generator_pid not in waited, (waited, generator_pid)
+    end = [ln for ln in counter.read_text().splitlines() if ln.startswith("end")]
+    assert end == [f"end {RACERS - 1}"], end  # all of them were waiting before it ended
+
+
+def test_racing_processes_generate_once_and_read_identical_data(tmp_path):
+    procs, root, counter = _start_racers(tmp_path)
     results = []
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        out, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
         results.append(json.loads(out.strip().splitlines()[-1]))
     lines = counter.read_text().splitlines()
     starts = [ln for ln in lines if not ln.startswith("end")]
     assert len(starts) == 1, f"generated {len(starts)} times: {lines}"
-    t_end = float(lines[-1].split()[1])
-    # the race was real: several processes asked while the generation was still running
-    assert sum(r["t0"] < t_end for r in results) >= 2
+    _check_the_race_was_real(counter, int(starts[0]))
     assert len({r["digest"] for r in results}) == 1
     assert len({r["checksum"] for r in results}) == 1
     assert {r["generated_by"] for r in results} == {int(starts[0])}
@@ -471,7 +498,7 @@ def test_fresh_lease_from_another_host_is_respected_until_the_timeout(data_dir):
         warnings.simplefilter("error")
         with pytest.raises(cache_mod.CacheLockTimeout, match=f"0.5 s .*held by {OTHER_HOST}"):
             cache.get(P, L, 12, 2)
-    assert 0.4 < time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 >= 0.5  # respected until the timeout (no upper bound: load)
     assert gen.calls == [] and json.loads(lease.read_text())["token"] == "theirs"
     assert isinstance(cache_mod.CacheLockTimeout("x"), TimeoutError)
 
@@ -484,22 +511,24 @@ def test_lease_that_never_changes_is_stale_after_stale_after_of_local_time(data_
     t0 = time.monotonic()
     with pytest.warns(cache_mod.StaleLockWarning, match="unchanged for"):
         cache.get(P, L, 12, 3)
-    assert 0.6 < time.monotonic() - t0 < 5 and len(gen.calls) == 1
+    assert time.monotonic() - t0 > 0.6 and len(gen.calls) == 1  # not before stale_after
 
 
 def test_heartbeat_keeps_a_slow_holder_lease_alive(tmp_path):
     lease = tmp_path / "k.lease"
-    holder = cache_mod.LeaseLock(lease, stale_after=0.5, heartbeat=0.1)
+    # 30 heartbeats per stale_after: only a stall of the whole process for > 1.45 s could let the
+    # waiter judge the live lease stale (the protocol's one timing assumption, far from the test's)
+    holder = cache_mod.LeaseLock(lease, stale_after=1.5, heartbeat=0.05)
     holder.acquire()
     info = json.loads(lease.read_text())
     assert info["host"] == cache_mod.socket.gethostname() and info["pid"] == os.getpid()
     # pretend it is another host's holder so that only its heartbeat can keep it alive
-    waiter = cache_mod.LeaseLock(lease, stale_after=0.5, heartbeat=0.1)
+    waiter = cache_mod.LeaseLock(lease, stale_after=1.5, heartbeat=0.05)
     waiter.host = OTHER_HOST
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(cache_mod.CacheLockTimeout):
-            waiter.acquire(timeout=1.5)  # three stale_after periods: the heartbeat kept it fresh
+            waiter.acquire(timeout=3.2)  # two stale_after periods: the heartbeat kept it fresh
     assert not holder.lost
     holder.release()
     assert not lease.exists()
@@ -516,7 +545,9 @@ def test_release_never_deletes_someone_elses_lease(tmp_path):
     other = tmp_path / "other"
     other.write_text(json.dumps({"host": OTHER_HOST, "pid": 1, "token": "theirs"}))
     os.replace(other, lease)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60  # a hang guard, not a timing assertion
+    while not lock.lost and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert lock.lost  # the heartbeat noticed and stopped touching the lease
     lock.release()
     assert json.loads(lease.read_text())["token"] == "theirs"
@@ -526,29 +557,17 @@ def test_release_never_deletes_someone_elses_lease(tmp_path):
 
 
 def test_racing_processes_take_over_one_stale_lease_once_and_generate_once(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(RACE_WORKER)
-    root, counter, go = tmp_path / "cache", tmp_path / "generations.txt", tmp_path / "go"
-    path = EnsembleCache(root, generator=fake_generate).path(P, Lattice(8, 8), 200, 11)
+    path = EnsembleCache(tmp_path / "cache", generator=fake_generate).path(
+        P, Lattice(8, 8), 200, 11
+    )
     _plant_lease(path.with_suffix(".lease"), host=OTHER_HOST, pid=1, age=1000)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(root), str(counter), str(go)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(4)
-    ]
-    time.sleep(1.0)
-    go.touch()
-    outs = [p.communicate(timeout=120) for p in procs]
+    procs, root, counter = _start_racers(tmp_path)
+    outs = [p.communicate(timeout=180) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     took_over = [err for _, err in outs if "took over the abandoned cache lock" in err]
     assert len(took_over) == 1, [err for _, err in outs]
     starts = [ln for ln in counter.read_text().splitlines() if not ln.startswith("end")]
     assert len(starts) == 1
+    _check_the_race_was_real(counter, int(starts[0]))
     assert len({json.loads(out.strip().splitlines()[-1])["digest"] for out, _ in outs}) == 1
     assert _side_files(root) == []

@@ -51,20 +51,24 @@ def _train(root: Path, name: str, extra: list[str]) -> tuple[dict, dict[str, tor
     return metrics, state, (run_dir / "train.log").read_text()
 
 
+DDP_OPTIONS = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, torch.Tensor], str]:
+    """One 2-rank ``trainer=ddp`` run with per-rank batch B/2, shared by the tests below."""
+    root = tmp_path_factory.mktemp("ddp_run")
+    return _train(root, "ddp", [*DDP_OPTIONS, f"data.batch_size={GLOBAL_BATCH // 2}"])
+
+
 @pytest.mark.slow
-def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
-    """Same validation/test loss and weights within float tolerance."""
+@pytest.mark.ci
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(
+    tmp_path: Path, ddp_run: tuple[dict, dict[str, torch.Tensor], str]
+) -> None:
+    """Same validation/test loss and weights within float tolerance; the ranks agree."""
     single, w_single, _ = _train(tmp_path, "single", [f"data.batch_size={GLOBAL_BATCH}"])
-    ddp, w_ddp, log = _train(
-        tmp_path,
-        "ddp",
-        [
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.devices=2",
-            f"data.batch_size={GLOBAL_BATCH // 2}",
-        ],
-    )
+    ddp, w_ddp, log = ddp_run
     assert "distributed_backend=gloo" in log and "Starting with 2 processes" in log, log[-2000:]
     # 80 samples / 16 per global step = 5 steps per epoch in both runs.
     assert single["global_step"] == ddp["global_step"] == 10
@@ -75,20 +79,34 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     assert w_single.keys() == w_ddp.keys()
     for key, value in w_single.items():
         torch.testing.assert_close(w_ddp[key], value, rtol=RTOL, atol=ATOL, msg=key)
+    # both ranks report the same (synchronised) final metrics, from the same seed
+    finals = [
+        line.split("final metrics: ", 1)[1]
+        for line in log.splitlines()
+        if "final metrics: " in line
+    ]
+    assert len(finals) == 2 and finals[0] == finals[1], finals
+    seeds = {
+        line.split("Seed set to ")[1].strip() for line in log.splitlines() if "Seed set to" in line
+    }
+    assert seeds == {str(ddp["seed"])}
 
 
 @pytest.mark.slow
-def test_ddp_spawn_records_progress_and_checkpoints_like_ddp(tmp_path: Path) -> None:
+@pytest.mark.ci
+def test_ddp_spawn_records_progress_and_checkpoints_like_ddp(
+    tmp_path: Path, ddp_run: tuple[dict, dict[str, torch.Tensor], str]
+) -> None:
     """ddp_spawn (the strategy for multiruns) trains like ddp, and metrics.json records the fit.
 
     The spawned workers keep Lightning's counters and checkpoint paths to themselves; train.py takes
     them from the last checkpoint instead, so they equal those of a plain ddp run.
     """
-    ddp_options = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
-    batch = f"data.batch_size={GLOBAL_BATCH // 2}"
-    ddp, w_ddp, _ = _train(tmp_path, "ddp", [*ddp_options, batch])
+    ddp, w_ddp, _ = ddp_run
     spawn, w_spawn, _ = _train(
-        tmp_path, "spawn", [*ddp_options, "trainer.strategy=ddp_spawn", batch]
+        tmp_path,
+        "spawn",
+        [*DDP_OPTIONS, "trainer.strategy=ddp_spawn", f"data.batch_size={GLOBAL_BATCH // 2}"],
     )
     assert (spawn["epochs"], spawn["global_step"]) == (ddp["epochs"], ddp["global_step"]) == (2, 10)
     assert spawn["last_checkpoint"] == str(tmp_path / "spawn" / "checkpoints" / "last.ckpt")

@@ -8,7 +8,8 @@ at the same time against ``hydra.sweeper.storage=postgresql://...``: the study m
 union of their trials (2 + 2), every trial number once, every trial complete.
 
 Skipped, with the reason, when the server binaries, the ``psycopg2`` driver or a non-root user
-are missing, or when the server does not start.
+are missing, or when the server does not start; under ``REQUIRE_SERVICES=1`` (``.ci/run``) those
+skips are failures (marker ``services``, ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ SEARCH_TINY = [
     "trainer.max_epochs=1",
 ]
 STUDY = "shared_counting_eq"
+#: A real server: skipped with the reason where it cannot start, a failure under REQUIRE_SERVICES=1.
+pytestmark = pytest.mark.services
 
 
 def _pg_bin(name: str) -> str | None:

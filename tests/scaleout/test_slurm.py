@@ -14,7 +14,8 @@ hydra-submitit-launcher's ``SlurmLauncher`` (``sbatch`` job arrays, ``srun`` ste
 Every job asks for one CPU and 1 GB (``hydra.launcher.cpus_per_task=1 hydra.launcher.mem_gb=1``), so
 two array tasks run side by side on a 2-core node. Each test checks with ``scontrol`` that the
 array's tasks ran on the cluster and completed. Skipped, with the reason, where the cluster cannot
-start (binaries missing, not root, a daemon failing).
+start (binaries missing, not root, a daemon failing); under ``REQUIRE_SERVICES=1`` (``.ci/run``)
+those skips are failures (marker ``services``, ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,8 @@ import torch
 from scaleout_helpers import REPO, SAMPLE_MU_GRID, TINY_TRAIN, env_for
 from slurm_helpers import SlurmCluster, SlurmUnavailable, start_slurm_cluster
 
-pytest.importorskip(
-    "hydra_plugins.hydra_submitit_launcher",
-    reason="hydra-submitit-launcher is not installed (pip install hydra-submitit-launcher)",
-)
+#: A real cluster: skipped with the reason where it cannot start, a failure under REQUIRE_SERVICES=1.
+pytestmark = pytest.mark.services
 
 #: One CPU and 1 GB per job: two array tasks fit side by side on the CI's 2-core node.
 SMALL_JOBS = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
@@ -56,6 +55,10 @@ SETTLE_S = 30.0
 @pytest.fixture(scope="module")
 def slurm() -> Iterator[SlurmCluster]:
     """A running single-node cluster for the module (stopped and removed afterwards)."""
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher",
+        reason="hydra-submitit-launcher is not installed (pip install hydra-submitit-launcher)",
+    )
     root = Path(tempfile.mkdtemp(prefix="scalar_ml_slurm_"))
     try:
         cluster = start_slurm_cluster(root)

@@ -5,11 +5,15 @@ Everything here is in-process and fast: Hydra composes the configs, nothing is t
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 import re
 from typing import Any
 
 import pytest
+import torch
+import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep
@@ -263,3 +267,157 @@ def test_searchable_model_config_builds_the_module() -> None:
     assert _normalised(module.hparams["spec"]["layers"]) == _normalised(
         preset_spec("counting/st_3")["layers"]
     )
+
+
+# --------------------------------------------------------------------------- eq: exact invariance
+#: The choices of every kernel_<i> in the eq search spaces (checked against the configs below).
+EQ_KERNELS = (1, 2, 3)
+#: Bias options of the space: the global switch and the group overrides (null: follow `bias`).
+BIAS_VARIANTS = (
+    {"bias": False},
+    {"bias": True},
+    {"bias": True, "bias_first_conv": False, "bias_out": False},  # the seed's detection EQ
+    {"bias": False, "bias_conv": True, "bias_hidden": True},
+    {"bias": True, "bias_conv": False, "bias_hidden": False},
+)
+#: Lattices the points are checked on, every shift: the training lattices and an odd one.
+EQ_LATTICES = ((8, 8), (60, 4), (5, 7))
+#: Float64 invariance tolerance, and what a broken network must exceed (100 x: a saturated sigmoid
+#: after sum pooling over 240 sites responds to a broken symmetry only at the 1e-8 level).
+EQ_TOLERANCE, EQ_CONTROL = 1e-12, 1e-10
+
+
+def _eq_points(n_conv: int) -> list[tuple[str, dict[str, Any], tuple[int, int]]]:
+    """Every kernel pattern of ``n_conv`` convolutions, each with a cycled, seeded rest of the point.
+
+    Over the 363 patterns of n_conv = 1 … 5 the cycles visit every (global pool, n_linear, bias
+    variant) combination at least 6 times, every activation of the space, both values of the two
+    activation switches, the three task heads and the three lattices.
+    """
+    from scalar_ml.models.layers import ACTIVATIONS
+    from scalar_ml.search.space import GLOBAL_POOLS, MAX_LINEAR
+
+    combos = [
+        (pool, n_linear, bias)
+        for pool in GLOBAL_POOLS
+        for n_linear in range(MAX_LINEAR + 1)
+        for bias in BIAS_VARIANTS
+    ]
+    activations = sorted(ACTIVATIONS)
+    offset = sum(len(EQ_KERNELS) ** n for n in range(1, n_conv))  # patterns of smaller n_conv
+    rng = random.Random(f"eq-points-{n_conv}")
+    points = []
+    for j, kernels in enumerate(itertools.product(EQ_KERNELS, repeat=n_conv)):
+        i = offset + j
+        pool, n_linear, bias = combos[i % len(combos)]
+        arch: dict[str, Any] = {
+            "n_conv": n_conv,
+            "global_pool": pool,
+            "n_linear": n_linear,
+            "activation": activations[(7 * i) % len(activations)],
+            "last_conv_activation": rng.random() < 0.5,
+            "linear_activation": rng.random() < 0.5,
+            **bias,
+        }
+        for k, kernel in enumerate(kernels):
+            arch[f"kernel_{k}"] = kernel
+            arch[f"channels_{k}"] = rng.choice([2, 3, 4])
+        for k in range(MAX_LINEAR - 1):
+            arch[f"linear_{k}"] = rng.choice([2, 3, 5])
+        points.append((TASKS[i % len(TASKS)], arch, EQ_LATTICES[i % len(EQ_LATTICES)]))
+    return points
+
+
+def test_eq_kernel_choices_are_the_ones_covered(spaces: dict[str, Any]) -> None:
+    for task in TASKS:
+        _, params = spaces[f"{task}_eq"]
+        for i in range(MAX_CONV):
+            assert tuple(params[f"{ARCH}kernel_{i}"].list) == EQ_KERNELS, (task, i)
+
+
+#: Shifts of the negative controls (a broken network fails at least one of them).
+EQ_CONTROL_SHIFTS = ((1, 0), (0, 1), (1, 1), (2, 3))
+
+
+def _zero_padded(t: torch.Tensor, pad_t: tuple[int, int], pad_x: tuple[int, int]) -> torch.Tensor:
+    """The classic mistake in place of ``layers._circular_pad``: zeros instead of wrapping."""
+    return F.pad(t, (pad_x[0], pad_x[1], pad_t[0], pad_t[1]), mode="constant")
+
+
+def _control_errors(
+    net: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, padded: bool
+) -> tuple[float, float]:
+    """Translation errors of the two broken variants: input rescaled by ``mask``; zero padding."""
+    from scalar_ml.models import layers, translation_error
+
+    masked = torch.nn.Sequential(_Rescale(mask), net)
+    rescaled = translation_error(masked, x, shifts=EQ_CONTROL_SHIFTS)
+    zero = math.inf
+    if padded:
+        original = layers._circular_pad
+        layers._circular_pad = _zero_padded
+        try:
+            zero = translation_error(net, x, shifts=EQ_CONTROL_SHIFTS)
+        finally:
+            layers._circular_pad = original
+    return rescaled, zero
+
+
+def _responsive_eq_net(
+    spec: dict[str, Any], nt: int, nx: int, seed: int, padded: bool
+) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A float64 build of ``spec`` and an input on which both negative controls fail clearly.
+
+    Random weights can make a network degenerate (all ReLUs dead: a constant output; a sigmoid
+    saturated to exactly 1 after sum pooling), and on a constant output every invariance check
+    passes vacuously. So weights are redrawn, and the input scaled down, until the broken variants
+    (:func:`_control_errors`; zero padding only where a kernel is larger than 1x1) change the
+    output by more than EQ_CONTROL.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for attempt in range(30):
+        torch.manual_seed(seed * 100 + attempt)
+        net = build_model(spec, dtype=torch.float64)
+        scale = (1.0, 0.3, 0.1)[attempt % 3]
+        k = torch.randint(-2, 3, (2, 2, nt, nx), generator=generator)
+        l = torch.randint(0, 4, (2, 2, nt, nx), generator=generator)
+        x = scale * torch.cat([k, l], dim=1).double()
+        mask = 1.0 + torch.rand(1, 1, nt, nx, dtype=torch.float64, generator=generator)
+        if min(_control_errors(net, x, mask, padded)) > EQ_CONTROL:
+            return net, x
+    raise AssertionError(f"no responsive weights for {spec['description']} on {nt}x{nx}")
+
+
+@pytest.mark.parametrize("n_conv", range(1, MAX_CONV + 1))
+def test_every_eq_point_is_translation_invariant(n_conv: int) -> None:
+    """float64, every shift of the lattice, with negative controls on every point.
+
+    Controls (a check that cannot fail proves nothing, e.g. on a dead, constant output): the same
+    network fed a position-dependent rescaling of its input, and, where a kernel is larger than
+    1x1, the same network with zero instead of periodic padding, change their output under
+    shifts by more than EQ_CONTROL (:func:`_responsive_eq_net`).
+    """
+    from scalar_ml.models import translation_error
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: threads only add overhead on 2 shared cores
+    try:
+        for index, (task, arch, (nt, nx)) in enumerate(_eq_points(n_conv)):
+            spec = arch_spec(arch, "eq", task=task, lattice_size=(nt, nx))
+            padded = max(arch[f"kernel_{k}"] for k in range(n_conv)) > 1
+            net, x = _responsive_eq_net(spec, nt, nx, seed=1000 * n_conv + index, padded=padded)
+            where = f"{task} {spec['description']} on {nt}x{nx}: {arch}"
+            assert translation_error(net, x) <= EQ_TOLERANCE, where
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _Rescale(torch.nn.Module):
+    """Multiply the input by a fixed site-dependent factor: breaks translation symmetry."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask

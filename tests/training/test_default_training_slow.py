@@ -13,6 +13,7 @@ pytestmark = [pytest.mark.filterwarnings(f) for f in WARNING_FILTERS]
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_default_counting_training_reaches_val_mse_below_0_05(make_cfg, tmp_path: Path) -> None:
     from scalar_ml.training.train import train
 
