@@ -5,8 +5,9 @@ moves, sweeps, generator streams, table growth) with the number of directions a 
 lattice ``N_0 × … × N_{d-1}`` (time first; only ν = 0 carries μ) a site has ``2d`` links, so
 
 * the site flux :math:`f_x` sums the ``2d`` links touching ``x`` (SPEC §3);
-* a worm step picks ν uniformly among the ``d`` directions (the orientation is the lifting
-  variable θ, as in 2D); the ratio has :math:`e^{\mu s\Delta}` for ν = 0 only;
+* a worm step picks ν uniformly among the ``d`` directions and moves the head in the orientation
+  :math:`\theta_\nu` of that direction (one lifting variable per direction, reversed on a rejected
+  ν-step, as in 2D); the ratio has :math:`e^{\mu s\Delta}` for ν = 0 only;
 * a sweep is one l proposal on each of the ``dV`` links (site-major, ν = 0 … d−1), then
   ``worms_per_sweep`` worm attempts; calibration aims at about ``4V`` worm proposals per sweep,
   as in 2D.
@@ -54,7 +55,7 @@ from scalar_ml.physics.worm import DEBUG_FAILED, NEED_GROW, OK, ChainRun, WormCh
 __all__ = ["WormChainsND", "neighbour_table_nd", "worm_chains"]
 
 # fields of the per-chain state vector
-_ST_HEAD, _ST_TAIL, _ST_DELTA, _ST_IN_WORM, _ST_THETA = 0, 1, 2, 3, 4
+_ST_HEAD, _ST_TAIL, _ST_DELTA, _ST_IN_WORM, _ST_THETA = 0, 1, 2, 3, 4  # theta: bit nu = theta_nu
 _ST_PHASE, _ST_LINK, _ST_WCOUNT, _ST_SWEEPS = 5, 6, 7, 8
 _N_STATE = 9
 _COUNTER_NAMES = (
@@ -107,7 +108,7 @@ def _state_consistent(links, f, nbr, dims, head, tail, delta, in_worm):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _advance_chain(
     links,
     f,
@@ -254,7 +255,7 @@ def _advance_chain(
                             break
                         continue
                     factor = 2.0
-                # step: nu uniform among the d directions, orientation s = theta
+                # step: nu uniform among the d directions, orientation s = theta_nu (bit nu)
                 if dims == 2:
                     nu = (bits >> 1) & 1
                 else:
@@ -263,10 +264,11 @@ def _advance_chain(
                         r2, t0, t1, t2, t3 = xoshiro_next(t0, t1, t2, t3)
                         v = np.int64((r2 >> np.uint64(3)) & np.uint64(0xFF))
                     nu = v % dims
-                y = np.int64(nbr[head * nl + 2 * nu + theta])
+                sb = (theta >> nu) & 1
+                y = np.int64(nbr[head * nl + 2 * nu + sb])
                 # s = +1: link (h, nu) changes by +delta; s = -1: link (y, nu) by -delta
-                li = head + (y - head) * theta
-                dk = delta - 2 * delta * theta
+                li = head + (y - head) * sb
+                dk = delta - 2 * delta * sb
                 k_old = np.int64(links[li * nl + nu])
                 k_new = k_old + dk
                 lv = np.int64(links[li * nl + dims + nu])
@@ -298,7 +300,7 @@ def _advance_chain(
                     head = y
                     c_step_a += 1
                 else:
-                    theta ^= 1
+                    theta ^= 1 << nu
             if count_corr and in_worm != 0:
                 dt = head // slab - tail // slab
                 corr[dt + n_time if dt < 0 else dt] += 1
@@ -438,7 +440,7 @@ class WormChainsND:
 
     Chain ``c`` draws from xoshiro256++ seeded by ``SeedSequence(seed).spawn(n_chains)[c]``, so
     results are identical for any number of threads. Chains start from the empty configuration
-    with orientation θ = +1.
+    with orientations θ_ν = +1.
 
     Args:
         params, lattice: validated before anything else (the free theory's existence in the
