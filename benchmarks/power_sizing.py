@@ -54,12 +54,16 @@ def _tables() -> dict[str, list[tuple[McPoint, dict[str, tuple[float, float]] | 
     """name -> [(point, {obs: (reference value, its error)} or None: exact / φ reference)]."""
     import test_interacting_slow as slow
     import test_phi_reference as ref
+    import test_phi_reference_nd as ref_nd
     import test_sampler_exact as exact
+    import test_sampler_exact_nd as exact_nd
 
     return {
         "free": [(p, None) for p in table_points(exact.FREE_POINTS)],
         "reference-free": [(p, None) for p in table_points(ref.FREE_POINTS)],
         "interacting": [(p, None) for p in table_points(ref.INTERACTING_POINTS)],
+        "free-nd": [(p, None) for p in table_points(exact_nd.FREE_POINTS_ND)],
+        "interacting-nd": [(p, None) for p in table_points(ref_nd.INTERACTING_POINTS_ND)],
         "spec": [
             (p, {"n": (n, slow.SPEC_REF_ERR["n"]), "phi2": (phi2, slow.SPEC_REF_ERR["phi2"])})
             for p, n, phi2 in slow.SPEC_POINTS
@@ -75,7 +79,7 @@ def _bound(point: McPoint, name: str, value: float) -> float:
 
 
 def _dual_pilot(point: McPoint, n_configs: int) -> dict:
-    params, lattice = PhysicsParams(point.eta, point.lam, point.mu), Lattice(point.nt, point.nx)
+    params, lattice = PhysicsParams(point.eta, point.lam, point.mu), point.lattice
     t0 = time.process_time()
     ens = generate_ensemble(params, lattice, n_configs, seed=1000, n_chains=point.n_chains)
     cpu = time.process_time() - t0
@@ -93,7 +97,7 @@ def _dual_pilot(point: McPoint, n_configs: int) -> dict:
 
 
 def _ref_pilot(point: McPoint, n_meas: int) -> dict:
-    params, lattice = PhysicsParams(point.eta, point.lam, point.mu), Lattice(point.nt, point.nx)
+    params, lattice = PhysicsParams(point.eta, point.lam, point.mu), point.lattice
     t0 = time.process_time()
     run = sample_phi_reference(params, lattice, n_meas, seed=1000, n_chains=REF_CHAINS)
     cpu = time.process_time() - t0
@@ -135,7 +139,7 @@ def size(table: str, point: McPoint, spec_values, pilot_configs: int, pilot_ref:
     dual = _dual_pilot(point, pilot_configs) if point.n_configs > 0 else None
     ref = _ref_pilot(point, pilot_ref) if point.n_ref > 0 else None
     if point.lam == 0.0:
-        n_exact, phi2_exact = free_field_observables(point.eta, point.mu, point.nt, point.nx)
+        n_exact, phi2_exact = free_field_observables(point.eta, point.mu, shape=point.lattice.shape)
         values = {"phi2": (phi2_exact, 0.0), "n": (n_exact, 0.0)}
     elif spec_values is not None:
         values = spec_values

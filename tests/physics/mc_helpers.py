@@ -73,7 +73,7 @@ def _chunks(total: int, size: int) -> list[int]:
 
 def dual_series(point: McPoint, seed: int) -> DualSeries:
     """``point.n_configs`` dual configurations in chunks (module docstring)."""
-    params, lattice = PhysicsParams(point.eta, point.lam, point.mu), Lattice(point.nt, point.nx)
+    params, lattice = PhysicsParams(point.eta, point.lam, point.mu), point.lattice
     chains: dict[str, list[np.ndarray]] = {"n": [], "phi2": []}
     for i, n_configs in enumerate(_chunks(point.n_configs, DUAL_CHUNK)):
         ens = generate_ensemble(
@@ -94,7 +94,14 @@ def _binned(series: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def reference_run(
-    eta: float, lam: float, mu: float, nt: int, nx: int, n_meas: int, seed: int
+    eta: float,
+    lam: float,
+    mu: float,
+    nt: int,
+    nx: int,
+    n_meas: int,
+    seed: int,
+    extra_space: tuple[int, ...] = (),
 ) -> PhiReferenceRun:
     """``n_meas`` reference measurements per chain in chunks, binned (module docstring).
 
@@ -102,7 +109,7 @@ def reference_run(
     series are ``(REF_CHAINS · calls, bins)`` arrays of bin means; ``meta`` is the first call's,
     with ``n_meas`` (per chain and call), ``bin`` and ``calls``.
     """
-    params, lattice = PhysicsParams(eta, lam, mu), Lattice(nt, nx)
+    params, lattice = PhysicsParams(eta, lam, mu), Lattice(nt, nx, *extra_space)
     n_calls = -(-n_meas // REF_CHUNK)
     size = -(-n_meas // n_calls)  # equal calls (their series stack), together >= n_meas
     parts: list[PhiReferenceRun] = []

@@ -57,6 +57,7 @@ import pytest
 
 from scalar_ml.physics.autocorr import AutocorrResult, autocorrelation
 from scalar_ml.physics.ensemble import Ensemble
+from scalar_ml.physics.params import Lattice
 
 #: Monte Carlo results must agree with exact values within this many standard deviations.
 N_SIGMA = 4.0
@@ -168,7 +169,9 @@ class McPoint:
     times: cheaper where τ_int is long); ``n_ref`` φ-reference measurements per chain (0 where the
     reference is exact). ``phi2_rel_sigma`` and ``n_rel_sigma`` are the ``max_rel_sigma`` of the
     two observables' checks; ``n_abs_sigma`` replaces ``n_rel_sigma`` where ⟨n⟩ = 0 (μ = 0).
-    ``benchmarks/power_sizing.py`` sizes ``n_configs`` and ``n_ref`` for them.
+    ``benchmarks/power_sizing.py`` sizes ``n_configs`` and ``n_ref`` for them. ``extra_space``
+    holds the extents of further space directions: the lattice is ``nt × nx × extra_space``
+    (``McPoint(6.5, 0, 0.4, 6, 4, 3000, extra_space=(4,))`` is on 6×4×4).
     """
 
     eta: float
@@ -182,6 +185,12 @@ class McPoint:
     n_rel_sigma: float = MAX_REL_SIGMA
     n_abs_sigma: float | None = None
     n_chains: int = 8
+    extra_space: tuple[int, ...] = ()
+
+    @property
+    def lattice(self) -> Lattice:
+        """The lattice ``nt × nx × extra_space`` (time first)."""
+        return Lattice(self.nt, self.nx, *self.extra_space)
 
     def power(self, name: str) -> dict[str, float | None]:
         """Keyword arguments of :func:`check_mc` for the observable ``name``."""
@@ -193,7 +202,7 @@ class McPoint:
 
     @property
     def id(self) -> str:
-        return f"{self.nt}x{self.nx}-eta{self.eta}-lam{self.lam}-mu{self.mu}"
+        return f"{self.lattice}-eta{self.eta}-lam{self.lam}-mu{self.mu}"
 
 
 #: Marks of table rows that only the ``ci`` selection runs (``pytest -m "slow and ci"``).

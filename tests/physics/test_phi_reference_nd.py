@@ -1,13 +1,17 @@
 """The dual worm sampler in 3D (and 4D) against the independent phi-representation Monte Carlo.
 
 As ``test_phi_reference.py`` in 2D: :mod:`scalar_ml.physics.phi_reference` samples the complex
-field with the real part of the action (now with d - 1 spatial hopping terms) and reweights with
-the phase; it shares no code with the worm sampler. It is checked against the exact 3D free field,
-then referees the interacting theory (eta = 6.01 = 2d + 0.01, lambda = 1) on small lattices where
-the average phase is >= 0.3, and at mu = 0 on a larger one. Errors are autocorrelation-aware on both
-sides and combined in quadrature. Power and negative control:
-``test_comparison_in_3d_detects_a_wrong_mu`` shows that the dual sampler at mu + 0.03 misses the
-reference by more than 2 N_SIGMA, and the unreweighted reference misses the dual sampler.
+field with the real part of the action (with d - 1 spatial hopping terms) and reweights with the
+phase; it shares no code with the worm sampler. It is checked against the exact 3D free field, then
+referees the interacting theory at eta = 6.01 = 2d + 0.01 (the 2D points' m^2), lambda = 1, on
+small lattices where the average phase is >= 0.3, at mu = 0 on a larger one, and in 4D.
+
+Power and negative controls (``physics_tolerances``): every comparison asserts its stated maximum
+combined error and fails on the same data shifted by ±8 times it. The default rows resolve
+<|phi|^2> to 4-5 % and <n> to 10-20 % (stated per row); the ``slow`` rows resolve <|phi|^2> to 1 %
+and <n> to 2-5 %. ``test_comparison_in_3d_detects_a_wrong_mu`` shows in addition that the dual
+sampler at mu + 0.03, and the reference without its phase, miss. Sizes:
+``benchmarks/power_sizing.py --table interacting-nd``.
 """
 
 from __future__ import annotations
@@ -16,39 +20,22 @@ import functools
 
 import numpy as np
 import pytest
-from physics_tolerances import N_SIGMA, assert_agrees, chain_stats
+from mc_helpers import DualSeries, dual_series, reference_run
+from physics_tolerances import N_SIGMA, McPoint, assert_agrees, check_mc
 
-from scalar_ml.physics import (
-    Ensemble,
-    Lattice,
-    PhiReferenceRun,
-    PhysicsParams,
-    autocorrelation,
-    free_field_observables,
-    generate_ensemble,
-    sample_phi_reference,
-)
+from scalar_ml.physics import PhiReferenceRun, autocorrelation, free_field_observables
 
-REF_CHAINS = 4
-REF_MEAS = 100_000  # per chain, one measurement per sweep: about 0.3 s on 3^3
-DUAL_CONFIGS = 8_000
 MIN_PHASE = 0.3  # below this the reweighting is too noisy to referee anything
 
 
 @functools.cache
-def _reference(
-    eta: float, lam: float, mu: float, shape: tuple[int, ...], n_meas: int, seed: int
-) -> PhiReferenceRun:
-    return sample_phi_reference(
-        PhysicsParams(eta, lam, mu), Lattice(*shape), n_meas, seed=seed, n_chains=REF_CHAINS
-    )
+def _dual(point: McPoint, seed: int) -> DualSeries:
+    return dual_series(point, seed)
 
 
-@functools.cache
-def _dual(
-    eta: float, lam: float, mu: float, shape: tuple[int, ...], n_configs: int, seed: int
-) -> Ensemble:
-    return generate_ensemble(PhysicsParams(eta, lam, mu), Lattice(*shape), n_configs, seed=seed)
+def _reference(point: McPoint, seed: int) -> PhiReferenceRun:
+    args = (point.eta, point.lam, point.mu, point.nt, point.nx, point.n_ref, seed)
+    return reference_run(*args, extra_space=point.extra_space)
 
 
 def _check_phase(ref: PhiReferenceRun, label: str) -> None:
@@ -58,78 +45,87 @@ def _check_phase(ref: PhiReferenceRun, label: str) -> None:
     assert abs(sin.mean) <= N_SIGMA * sin.err + 1e-12, f"{label}: <sin S_I> = {sin}"
 
 
-def _compare(ref: PhiReferenceRun, ens: Ensemble, label: str) -> None:
+def _compare(ref: PhiReferenceRun, dual: DualSeries, point: McPoint, label: str) -> None:
     _check_phase(ref, label)
     for name, pretty in (("phi2", "<|phi|^2>"), ("n", "<n>")):
         expected = ref.observable(name)
-        measured = chain_stats(ens, name)
-        if measured.err == 0.0 and expected.err == 0.0:
-            # mu = 0 on a long lattice: no winding at all, and the reference's numerator is 0
-            assert measured.mean == expected.mean == 0.0, (label, measured, expected)
-            continue
-        assert_agrees(measured, expected.mean, f"{label} {pretty} dual vs phi", expected.err)
-
-
-def _name(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape))
+        if point.mu == 0.0 and name == "n":
+            # the reference's numerator vanishes identically at mu = 0: <n> = 0 exactly; the dual
+            # windings (about e^{-Nt E} rare) must average to 0 within the stated error
+            assert expected.mean == expected.err == 0.0, f"{label} {pretty}: {expected}"
+            assert np.any(dual.values("n")), f"{label}: no winding at all: a vacuous check"
+        check_mc(
+            dual.data(name),
+            expected.mean,
+            f"{label} {pretty} dual vs phi",
+            expected.err,
+            **point.power(name),
+        )
 
 
 def test_reference_reproduces_the_3d_free_field() -> None:
-    eta, mu, shape = 6.5, 0.3, (4, 2, 2)  # average phase 0.92
-    ref = _reference(eta, 0.0, mu, shape, REF_MEAS, 7)
-    label = f"phi reference, free field {_name(shape)} eta={eta} mu={mu}"
+    # average phase 0.92; <|phi|^2> resolved to 4 %, <n> = 0.057 to 15 %
+    point = McPoint(6.5, 0.0, 0.3, 4, 2, 0, n_ref=120_000, phi2_rel_sigma=0.04 / 8,
+                    n_rel_sigma=0.15 / 8, extra_space=(2,))  # fmt: skip
+    ref = _reference(point, 7)
+    label = f"phi reference, free field {point.id}"
     _check_phase(ref, label)
-    n_exact, phi2_exact = free_field_observables(eta, mu, shape=shape)
-    assert_agrees(ref.observable("phi2"), phi2_exact, f"{label} <|phi|^2>")
-    assert_agrees(ref.observable("n"), n_exact, f"{label} <n>")
+    n_exact, phi2_exact = free_field_observables(point.eta, point.mu, shape=point.lattice.shape)
+    assert_agrees(ref.observable("phi2"), phi2_exact, f"{label} <|phi|^2>", **point.power("phi2"))
+    assert_agrees(ref.observable("n"), n_exact, f"{label} <n>", **point.power("n"))
 
 
-INTERACTING_POINTS = [
-    # eta, mu, shape; average phase <cos S_I> in the comment (measured)
-    (6.01, 0.5, (3, 3, 3)),  # 0.86
-    (6.01, 1.0, (4, 2, 2)),  # 0.56
-]
+INTERACTING_POINTS_ND = [
+    # average phase 0.86; <|phi|^2> to 5 %, <n> = 0.066 to 20 %
+    McPoint(6.01, 1.0, 0.5, 3, 3, 9600, n_ref=29_000, phi2_rel_sigma=0.05 / 8,
+            n_rel_sigma=0.20 / 8, extra_space=(3,)),
+    # average phase 0.56; <|phi|^2> to 5 %, <n> = 0.70 to 10 %
+    McPoint(6.01, 1.0, 1.0, 4, 2, 9700, n_ref=83_000, phi2_rel_sigma=0.05 / 8,
+            n_rel_sigma=0.10 / 8, extra_space=(2,)),
+    # ---- slow ----------------------------------------------------------------------------------
+    pytest.param(  # tight: <|phi|^2> to 1 %, <n> to 5 %
+        McPoint(6.01, 1.0, 0.5, 3, 3, 150_000, n_ref=480_000, n_rel_sigma=0.05 / 8,
+                extra_space=(3,)),
+        marks=pytest.mark.slow, id="3x3x3-tight",
+    ),
+    pytest.param(  # three extents, average phase 0.44; <n> to 2 %
+        McPoint(6.01, 1.0, 1.0, 4, 3, 130_000, n_ref=1_300_000, phi2_rel_sigma=0.012 / 8,
+                n_rel_sigma=0.02 / 8, extra_space=(2,)),
+        marks=pytest.mark.slow, id="4x3x2",
+    ),
+    pytest.param(  # Nt = 2: S_I = 0 identically; <|phi|^2> to 2 %, <n> to 4 %
+        McPoint(6.01, 1.0, 1.0, 2, 2, 77_000, n_ref=570_000, phi2_rel_sigma=0.02 / 8,
+                n_rel_sigma=0.04 / 8, extra_space=(2,)),
+        marks=pytest.mark.slow, id="2x2x2",
+    ),
+    pytest.param(  # a larger lattice without sign problem: <|phi|^2> to 1 %
+        McPoint(6.01, 1.0, 0.0, 6, 6, 6200, n_ref=18_000, n_abs_sigma=0.001 / 8,
+                extra_space=(6,)),
+        marks=pytest.mark.slow, id="6x6x6-mu0",
+    ),
+    pytest.param(  # 4D, average phase 0.79; <|phi|^2> to 2 %, <n> = 0.047 to 25 %
+        McPoint(8.01, 1.0, 0.5, 4, 2, 44_000, n_ref=280_000, phi2_rel_sigma=0.02 / 8,
+                n_rel_sigma=0.25 / 8, extra_space=(2, 2)),
+        marks=pytest.mark.slow, id="4x2x2x2",
+    ),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("eta", "mu", "shape"), INTERACTING_POINTS)
-def test_dual_sampler_matches_phi_reference_3d(
-    eta: float, mu: float, shape: tuple[int, ...]
-) -> None:
-    ref = _reference(eta, 1.0, mu, shape, REF_MEAS, 11)
-    ens = _dual(eta, 1.0, mu, shape, DUAL_CONFIGS, 11)
-    _compare(ref, ens, f"{_name(shape)} eta={eta} lam=1 mu={mu}")
+@pytest.mark.parametrize("point", INTERACTING_POINTS_ND, ids=lambda p: p.id)
+def test_dual_sampler_matches_phi_reference_nd(point: McPoint) -> None:
+    _compare(_reference(point, 11), _dual(point, 11), point, point.id)
 
 
 def test_comparison_in_3d_detects_a_wrong_mu() -> None:
-    """The comparison has teeth: the dual at mu + 0.03, or the unreweighted reference, fail."""
-    eta, mu, shape = 6.01, 1.0, (4, 2, 2)
-    ref = _reference(eta, 1.0, mu, shape, REF_MEAS, 11)
-    expected = ref.observable("n")
-    shifted = chain_stats(_dual(eta, 1.0, mu + 0.03, shape, DUAL_CONFIGS, 11), "n")
+    """The dual at mu + 0.03, or the unreweighted reference, miss by more than N_SIGMA."""
+    point = INTERACTING_POINTS_ND[1]  # 4x2x2, mu = 1.0
+    expected = _reference(point, 11).observable("n")
+    wrong = McPoint(6.01, 1.0, 1.03, 4, 2, point.n_configs, extra_space=(2,))
+    shifted = _dual(wrong, 11).stats("n")
     sigma = np.hypot(expected.err, shifted.err)
     assert abs(shifted.mean - expected.mean) > 2 * N_SIGMA * sigma, (shifted, expected)
-    # dropping the phase (the phase-quenched theory) fails too (measured: 6.7 sigma off)
-    correct = chain_stats(_dual(eta, 1.0, mu, shape, DUAL_CONFIGS, 11), "n")
-    quenched = autocorrelation(ref.quenched["n"])
+    # dropping the phase (the phase-quenched theory) fails too (measured: about 7 sigma off)
+    correct = _dual(point, 11).stats("n")
+    quenched = autocorrelation(_reference(point, 11).quenched["n"])
     sigma = np.hypot(quenched.err, correct.err)
     assert abs(quenched.mean - correct.mean) > N_SIGMA * sigma, (quenched, correct)
-
-
-SLOW_POINTS = [
-    # eta, lam, mu, shape, reference measurements per chain, dual configurations
-    (6.01, 1.0, 0.5, (3, 3, 3), 1_000_000, 100_000),  # tight
-    (6.01, 1.0, 1.0, (4, 3, 2), 1_000_000, 100_000),  # three extents, average phase 0.44
-    (6.01, 1.0, 1.0, (2, 2, 2), 400_000, 40_000),  # Nt = 2: S_I = 0 identically
-    (6.25, 1.0, 1.0, (4, 2, 2), 1_000_000, 100_000),
-    (6.01, 1.0, 0.0, (6, 6, 6), 200_000, 40_000),  # a larger lattice without sign problem
-    (8.01, 1.0, 0.5, (4, 2, 2, 2), 400_000, 40_000),  # 4D, average phase 0.79
-]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("eta", "lam", "mu", "shape", "n_ref", "n_dual"), SLOW_POINTS)
-def test_dual_sampler_matches_phi_reference_nd_tight(
-    eta: float, lam: float, mu: float, shape: tuple[int, ...], n_ref: int, n_dual: int
-) -> None:
-    ref = _reference(eta, lam, mu, shape, n_ref, 23)
-    _compare(ref, _dual(eta, lam, mu, shape, n_dual, 23), f"{_name(shape)} eta={eta} mu={mu}")
