@@ -55,6 +55,7 @@ __all__ = [
     "discard_run_dir",
     "hydra_app",
     "one_line",
+    "program_name",
     "report_user_errors",
 ]
 
@@ -110,8 +111,14 @@ def report_user_errors(
             raise
         if run_dir is not None and not keep(run_dir):
             discard_run_dir(run_dir)
-        print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr, flush=True)
+        print(f"{program_name(prog)}: error: {one_line(str(exc))}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+def program_name(default: str) -> str:
+    """How the user started the app: the console script's name (``scalar-ml-train``), else ``default``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return name if name.startswith("scalar-ml-") else default
 
 
 def one_line(message: str) -> str:
@@ -416,7 +423,7 @@ def check_command_line(config_name: str, prog: str, argv: list[str]) -> None:
         return
     message = composition_error(config_name, argv)
     if message is not None:
-        print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+        print(f"{program_name(prog)}: error: {message}", file=sys.stderr, flush=True)
         sys.exit(2)
 
 

@@ -61,7 +61,7 @@ import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import scalar_ml  # noqa: F401  (registers the ${scalar_ml.*:} resolvers and schemas used by conf/)
-from scalar_ml.cli import discard_run_dir, hydra_app
+from scalar_ml.cli import discard_run_dir, hydra_app, program_name
 from scalar_ml.config import ConfigError, choice, flag, number_list
 from scalar_ml.data.cache import EnsembleCache, EnsembleRequest, atomic_write
 from scalar_ml.physics.ensemble import Ensemble
@@ -465,7 +465,7 @@ def main(cfg: DictConfig) -> None:
         parse_config(cfg)
     except SampleConfigError as exc:
         discard_run_dir(run_dir)
-        print(f"scalar_ml.sample: error: {exc}", file=sys.stderr, flush=True)
+        print(f"{program_name('scalar_ml.sample')}: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     run(cfg, run_dir)
 
