@@ -13,6 +13,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+import pytest
 from doc_pages import DOCS, README, REPO, documented_pages
 
 SPEC = DOCS / "spec.md"
@@ -108,6 +109,22 @@ def test_a_broken_reference_is_found(tmp_path: Path) -> None:
     assert slug("2. Model and its dual (flux) representation") == (
         "2-model-and-its-dual-flux-representation"
     )
+
+
+def test_docstring_rewriting_for_the_site() -> None:
+    """docs/griffe_docstrings.py (the API reference's reST-to-Markdown step) does what it says."""
+    import doctest
+    import importlib.util
+
+    pytest.importorskip("griffe", reason="the docs extra is not installed")
+    spec = importlib.util.spec_from_file_location(
+        "griffe_docstrings", DOCS / "griffe_docstrings.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module)
+    assert result.attempted >= 4 and result.failed == 0
 
 
 def test_readme_links_into_the_docs() -> None:
