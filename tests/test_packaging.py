@@ -168,7 +168,8 @@ for text in md.requires("scalar-ml") or []:
     if version not in req.specifier and not req.specifier.contains(version, prereleases=True):
         unmet.append(f"{req} (found {version})")
 print(json.dumps({
-    "file": scalar_ml.__file__, "conf": str(p.CONF_DIR), "source_root": p.SOURCE_ROOT,
+    "file": scalar_ml.__file__, "conf": str(p.CONF_DIR),
+    "source_root": None if p.SOURCE_ROOT is None else str(p.SOURCE_ROOT),
     "root": str(p.PROJECT_ROOT), "sys_path": sys.path, "unmet": unmet,
     "version": scalar_ml.__version__,
 }))
@@ -264,3 +265,39 @@ def test_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
         "scalar-ml-train: error: unknown config key 'data.n_trian'; did you mean data.n_train?"
     )
     assert len(list((work / "logs" / "train" / "runs").iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_editable_install_works_outside_the_checkout(tmp_path: Path) -> None:
+    """``pip install -e .`` into a fresh venv: the apps run from another directory on the checkout's
+    configs, and logs and data stay in the checkout (as the docs say)."""
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    _ok(_run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path, env=env))
+    python = venv / "bin" / "python"
+    site = _ok(
+        _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+             cwd=tmp_path, env=env)
+    ).stdout.strip()  # fmt: skip
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(site) / "scalar_ml_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
+    _ok(
+        _run(
+            [str(python), "-m", "pip", "install", "-q", "--no-deps", "-e",
+             str(PROJECT_ROOT)],
+            cwd=tmp_path, env=env,
+        )
+    )  # fmt: skip
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
+    where = json.loads(_ok(_run([str(python), "-c", _WHERE], cwd=work, env=env)).stdout)
+    assert Path(where["file"]).parent == PACKAGE_DIR
+    assert Path(where["conf"]) == CONF_DIR and Path(where["root"]) == PROJECT_ROOT
+    listing = json.loads(
+        _ok(_run([str(venv / "bin" / "scalar-ml-models"), "--json"], cwd=work, env=env)).stdout
+    )
+    assert "counting/eq_1" in {row["name"] for row in listing}
+    bad = _run([str(venv / "bin" / "scalar-ml-train"), "lattice.nt=abc"], cwd=work, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "scalar-ml-train: error: lattice.nt=abc: 'abc' is not an integer"
