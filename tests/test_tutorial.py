@@ -2,7 +2,7 @@
 
 The blocks run from the repository root, as the page says, with ``logs/`` redirected to a
 temporary directory and a fresh ensemble cache; the sizes are the page's own (about a minute of
-CPU). Then the page's claims are checked on what it produced: the configuration figure, the count
+CPU, so the test is ``slow``; ``.ci/run`` runs it explicitly). Then the page's claims are checked on what it produced: the configuration figure, the count
 plot, and the network counting on 32×32 as on 8×8 after training on 8×8 only.
 """
 
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from doc_pages import REPO, doc_page
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -27,6 +28,7 @@ def tutorial_blocks() -> list[tuple[str, str]]:
     return [(lang, code) for lang, code in found]
 
 
+@pytest.mark.slow
 def test_tutorial_runs_and_generalises(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     env = {
