@@ -56,7 +56,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalar_ml.paths import CONF_DIR, PROJECT_ROOT
+from scalar_ml.paths import CONF_DIR, PROJECT_ROOT, app_command
 
 __all__ = [
     "OUTCOMES",
@@ -110,7 +110,7 @@ class ExperimentPlan:
         if self.train_from:
             return None
         return [
-            sys.executable, "train.py", "-m", f"experiment={self.name}",
+            *app_command("train"), "-m", f"experiment={self.name}",
             f"hydra.sweep.dir={self.train_dir}", "callbacks.rich_progress_bar=null",
             "++trainer.enable_progress_bar=false",
             *self.train_overrides, *extra,
@@ -118,7 +118,7 @@ class ExperimentPlan:
 
     def evaluate_command(self, extra: Sequence[str] = ()) -> list[str]:
         return [
-            sys.executable, "evaluate.py", f"ckpt_path={self.train_dir}", f"grid={self.grid}",
+            *app_command("evaluate"), f"ckpt_path={self.train_dir}", f"grid={self.grid}",
             f"hydra.run.dir={self.eval_dir}", "progress=false", *self.evaluate_overrides, *extra,
         ]  # fmt: skip
 
