@@ -176,6 +176,13 @@ class Task:
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """A task pickles as its registry lookup (its metrics hold lambdas; spawned DDP workers and
+        data-loader processes look the same task up again)."""
+        from scalar_ml.tasks import get_task
+
+        return get_task, (self.name,)
+
     @property
     def grid_name(self) -> str:
         """The default evaluation grid's config name."""
