@@ -123,7 +123,9 @@ def _prepare(block: list[str], logs: Path) -> str:
         line = re.sub(r"(?<![\w./-])logs/", f"{logs}/", line)
         if line.startswith("python train.py"):
             args = shlex.split(line)[2:]
-            tiny = [*DOC_TINY, *TINY_OBS, f"paths.log_dir={logs}", "logger=none"]
+            tiny = [*DOC_TINY, f"paths.log_dir={logs}", "logger=none"]
+            if "task=observables" in args:
+                tiny += TINY_OBS
             if "-m" in args:  # the search: two trials on the tiny data
                 small = {"hydra.sweeper.n_trials": "2", "data.n_train": "32"}
                 small["trainer.max_epochs"] = "1"
