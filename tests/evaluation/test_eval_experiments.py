@@ -26,6 +26,7 @@ EXPECTED = {
     "symmetry_samples": ("observables", (60, 4)),  # the symmetry study (issue 15)
     "symmetry_detection": ("detection", (8, 8)),
     "symmetry_counting": ("counting", (8, 8)),
+    "symmetry_counting_long": ("counting", (8, 8)),
 }
 
 
