@@ -354,7 +354,8 @@ def _models_by(df: pd.DataFrame, by: str, drop: Sequence[str] = ()) -> pd.DataFr
 
 
 def _ranking(df: pd.DataFrame, t: pd.DataFrame, spec: dict[str, object]) -> list[str]:
-    """Per lattice (or per ``n_train``): every model ranked by its median test loss."""
+    """Per lattice (or per ``n_train``): every model ranked by its median test loss, with the
+    min–max over its checkpoints in brackets."""
     by = str(spec.get("by", "lattice"))
     m = _models_by(df, by)
     out = []
@@ -362,8 +363,11 @@ def _ranking(df: pd.DataFrame, t: pd.DataFrame, spec: dict[str, object]) -> list
         part = part.sort_values("median")
         label = f"On {value}" if by == "lattice" else f"n_train = {value} per point"
         out.append(
-            f"{label}, ranked by median test loss: "
-            + " < ".join(f"{r.model} {_fmt(r.median)}" for r in part.itertuples())
+            f"{label}, ranked by median test loss [min, max over seeds]: "
+            + " < ".join(
+                f"{r.model} {_fmt(r.median)} [{_fmt(r.min)}, {_fmt(r.max)}]"
+                for r in part.itertuples()
+            )
             + "."
         )
     return out

@@ -56,13 +56,13 @@ def test_ranking_per_sample_size_and_per_lattice() -> None:
     assert len(lines) == 2
     # n_train = 10 on 8x8: medians over seeds 0, 1 of 1.0 / 1.1 times the base
     assert lines[0] == (
-        "n_train = 10 per point, ranked by median test loss: t/eq data.augment=symmetry 2.1 < "
-        "t/st data.augment=none 3.15 < t/eq data.augment=none 4.2 < "
-        "t/st data.augment=symmetry 6.3."
+        "n_train = 10 per point, ranked by median test loss [min, max over seeds]: "
+        "t/eq data.augment=symmetry 2.1 [2, 2.2] < t/st data.augment=none 3.15 [3, 3.3] < "
+        "t/eq data.augment=none 4.2 [4, 4.4] < t/st data.augment=symmetry 6.3 [6, 6.6]."
     )
     lattice = OUTCOMES["ranking"](df, pd.DataFrame(), {"by": "lattice"})
     assert [line.split(",")[0] for line in lattice] == ["On 8x8", "On 16x16"]
-    assert "t/eq data.augment=symmetry 5.25 <" in lattice[1]  # largest n_train (40) only
+    assert "t/eq data.augment=symmetry 5.25 [5, 5.5] <" in lattice[1]  # largest n_train (40) only
     with pytest.raises(ValueError, match="lattice or n_train"):
         OUTCOMES["ranking"](df, pd.DataFrame(), {"by": "seed"})
 
