@@ -44,6 +44,7 @@ RUNNERS = {
     "evaluation.md": "tests/evaluation/test_eval_docs.py",
     "experiments.md": "tests/evaluation/test_eval_docs.py",
     "search.md": "tests/search/test_search_sweep.py",
+    "symmetry.md": "tests/training/test_symmetry_docs.py",
     "tutorial.md": "tests/test_tutorial.py",
 }
 #: Command prefixes of the Hydra apps -> the config they compose.

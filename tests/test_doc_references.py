@@ -31,7 +31,9 @@ SOURCES = [
     DOCS / "results.md",
 ]
 SPEC_REF = re.compile(r"SPEC\s*§\s*(\d+)")
-DOC_PATH = re.compile(r"\bdocs/([\w./-]+?\.md)\b")
+#: A docs page named in the text; ``docs/_*.md`` are the reproduction runner's scratch pages
+#: (``--results docs/_x.md``, spliced into results.md, git-ignored), never pages of the site.
+DOC_PATH = re.compile(r"\bdocs/(?!_)([\w./-]+?\.md)\b")
 LINK = re.compile(r"\]\(([^)\s#]*)(#[^)\s]+)?\)")
 
 

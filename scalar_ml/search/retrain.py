@@ -162,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base_arch=record["arch"],
             lattice_size=record["lattice_size"],
             penalty=None if penalty is None else float(penalty),
+            group=record.get("group"),
         )
     )
     if max(ranks) > len(ranked):

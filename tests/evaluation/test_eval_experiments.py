@@ -23,6 +23,10 @@ EXPECTED = {
     "detection_generalization": ("detection", (8, 8)),
     "counting_generalization": ("counting", (8, 8)),
     "localisation_generalization": ("localisation", (8, 8)),  # task 4, not in the seed
+    "symmetry_samples": ("observables", (60, 4)),  # the symmetry study (issue 15)
+    "symmetry_detection": ("detection", (8, 8)),
+    "symmetry_counting": ("counting", (8, 8)),
+    "symmetry_counting_long": ("counting", (8, 8)),
 }
 
 
