@@ -29,13 +29,17 @@ FREE_POINTS = [
     (5.0, 0.8, 4, 6),  # large mu: long temporal windings
     (5.0, 0.6, 2, 4),  # Nt = 2: two temporal links join the same two sites
 ]
+#: Stated power of the free-field checks (physics_tolerances.check_mc): the largest accepted error
+#: of <|phi|^2> and <n> relative to the exact value, and of <n> in absolute terms at mu = 0.
+#: 80000 sweeps x 4 chains measure them to at most 0.31 %, 1.1 % and 2.3e-4 at these points.
+PHI2_REL_SIGMA, N_REL_SIGMA, N_ABS_SIGMA = 0.004, 0.015, 5e-4
 
 
 def _series(eta: float, mu: float, nt: int, nx: int, quota: int | None) -> np.ndarray:
     chains = WormChains(PhysicsParams(eta, 0.0, mu), Lattice(nt, nx), seed=5, n_chains=4)
     chains.calibrate(20)
     chains.run(500, series=False)
-    out = chains.run(20_000, proposal_quota=quota)
+    out = chains.run(80_000, proposal_quota=quota)
     assert out.series is not None
     return out.series
 
@@ -47,12 +51,11 @@ def test_lifted_worm_matches_exact_free_field(eta: float, mu: float, nt: int, nx
     series = _series(eta, mu, nt, nx, quota=None)
     phi2 = autocorrelation(series[:, :, 1])
     n = autocorrelation(series[:, :, 0])
-    assert phi2.err < 0.01 * phi2_exact, f"{label}: too little statistics ({phi2})"
-    assert_agrees(phi2, phi2_exact, f"{label} <|phi|^2>")
+    assert_agrees(phi2, phi2_exact, f"{label} <|phi|^2>", max_rel_sigma=PHI2_REL_SIGMA)
     if mu == 0.0:
-        assert abs(n.mean) <= N_SIGMA * n.err
+        assert_agrees(n, 0.0, f"{label} <n>", max_sigma=N_ABS_SIGMA)
     else:
-        assert_agrees(n, n_exact, f"{label} <n>")
+        assert_agrees(n, n_exact, f"{label} <n>", max_rel_sigma=N_REL_SIGMA)
     # negative control: sweeps that end after a proposal quota pick length-biased times
     biased = _series(eta, mu, nt, nx, quota=4 * nt * nx)
     devs = [
