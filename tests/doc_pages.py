@@ -8,6 +8,8 @@ tests read them from there. ``tests/test_doc_commands.py`` checks that every com
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 REPO: Path = Path(__file__).resolve().parents[1]
@@ -90,3 +92,20 @@ def readme_section(title: str) -> str:
     if out is None:
         raise KeyError(f"README.md has no section '## {title}'")
     return "\n".join(out) + "\n"
+
+
+def run_scripts(scripts: list[str], env: Mapping[str, str], timeout: float) -> None:
+    """Run each bash script (a documented block prepared for tiny data) from the repository root,
+    in order; ``AssertionError`` with the script and its stderr at the first that fails."""
+    for i, script in enumerate(scripts):
+        proc = subprocess.run(
+            ["bash", "-c", script],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert proc.returncode == 0, (
+            f"block {i} failed:\n{script}\n--- stderr ---\n{proc.stderr[-4000:]}"
+        )

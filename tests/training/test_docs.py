@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 from app_helpers import subprocess_env
-from doc_pages import doc_page, runnable_blocks
+from doc_pages import doc_page, run_scripts, runnable_blocks
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from training_helpers import REPO, TINY_SAMPLER, WARNING_FILTERS
+from training_helpers import TINY_SAMPLER, WARNING_FILTERS
 
 from scalar_ml.paths import CONF_DIR
 from scalar_ml.tasks import task_names
@@ -124,14 +123,7 @@ def test_documented_commands_run(tiny_cache: Path, tmp_path: Path) -> None:
     """Slow: run every runnable block for real (tiny data) in order, as a user would."""
     logs = tmp_path / "logs"
     env = subprocess_env(tiny_cache, tmp_path)
-    for i, block in enumerate(training_blocks()):
-        script = _prepare(block, logs)
-        proc = subprocess.run(
-            ["bash", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
-        )
-        assert proc.returncode == 0, (
-            f"block {i} failed:\n{script}\n--- stderr ---\n{proc.stderr[-4000:]}"
-        )
+    run_scripts([_prepare(block, logs) for block in training_blocks()], env, timeout=900)
     runs = sorted((logs / "train" / "runs").iterdir())
     assert all((r / "metrics.json").exists() for r in runs), [
         r for r in runs if not (r / "metrics.json").exists()

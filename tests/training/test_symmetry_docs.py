@@ -7,12 +7,11 @@ import contextlib
 import io
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 from app_helpers import compose_app, subprocess_env
-from doc_pages import SKIP_MARK, bash_blocks, doc_page
+from doc_pages import SKIP_MARK, bash_blocks, doc_page, run_scripts
 from doc_pages import strip_comment as _strip_comment
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -150,11 +149,6 @@ def test_documented_commands_run(tiny_cache: Path, tmp_path: Path) -> None:
     """Slow: every runnable block for real (tiny data; the search with two trials)."""
     logs = tmp_path / "logs"
     env = subprocess_env(tiny_cache, tmp_path)
-    for i, block in enumerate(runnable_blocks()):
-        script = _prepare(block, logs)
-        proc = subprocess.run(
-            ["bash", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200
-        )
-        assert proc.returncode == 0, f"block {i}:\n{script}\n--- stderr ---\n{proc.stderr[-4000:]}"
+    run_scripts([_prepare(block, logs) for block in runnable_blocks()], env, timeout=1200)
     assert len(list((logs / "train" / "runs").glob("*/metrics.json"))) == 5
     assert list((logs / "search").rglob("top_trials.md"))
