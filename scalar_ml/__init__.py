@@ -9,6 +9,12 @@ Layout (physics -> data -> models -> training -> evaluation):
 - :mod:`scalar_ml.models`     EQ / ST / FL networks from layer specs, presets, equivariance check
 - :mod:`scalar_ml.training`   LightningModule and the ``train(cfg)`` entry used by ``train.py``
 - :mod:`scalar_ml.evaluation` grids of lattice sizes and physics parameters, tables and plots
+
+The apps :mod:`scalar_ml.train`, :mod:`scalar_ml.evaluate` and :mod:`scalar_ml.sample` (console
+scripts ``scalar-ml-train``, ``scalar-ml-evaluate``, ``scalar-ml-sample``; in a checkout also
+``python train.py`` and ``python evaluate.py``) compose their configs from :data:`scalar_ml.paths.CONF_DIR`,
+which the wheel carries as package data. "SPEC §N" in the docstrings is section N of
+``docs/spec.md``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -1,4 +1,4 @@
-"""``python -m scalar_ml.sample``: sample one ensemble (or a μ scan) and report its observables.
+"""``python -m scalar_ml.sample`` (installed: ``scalar-ml-sample``): sample one ensemble (or a μ scan) and report its observables.
 
 Hydra app on ``conf/sample.yaml`` (config groups ``physics``, ``lattice``, ``sampler`` shared with
 ``train.py``)::
@@ -30,8 +30,8 @@ directory, ...) is refused before any sampling: one ``error:`` line on stderr, e
 nothing written: no cache entry, no ``out`` file, and the run directory Hydra created for the job is
 removed again (its ``.hydra/*.yaml`` and ``sample.log``; any parent folders Hydra created stay).
 Keys unknown to the config (``physics.etaa=1``, ``+foo=1``) and values of the wrong type
-(``lattice.nt=abc``) are refused by Hydra itself at composition (the schemas of
-:mod:`scalar_ml.schemas`), before a run directory exists (exit 1).
+(``lattice.nt=abc``) are refused at composition (the schemas of :mod:`scalar_ml.schemas`), before a
+run directory exists, also as one line with exit status 2 (:func:`scalar_ml.cli.hydra_app`).
 
 >>> from omegaconf import OmegaConf
 >>> cfg = OmegaConf.create({"physics": {"eta": 4.01, "lam": 1.0, "mu": 1.0},
@@ -60,11 +60,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import scalar_ml  # noqa: F401  (registers the ${scalar_ml.*:} resolvers and schemas used by conf/)
+from scalar_ml.cli import discard_run_dir, hydra_app, program_name
 from scalar_ml.config import ConfigError, choice, flag, number_list
 from scalar_ml.data.cache import EnsembleCache, EnsembleRequest, atomic_write
 from scalar_ml.physics.ensemble import Ensemble
@@ -460,25 +460,7 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return result
 
 
-def _discard_run_dir(run_dir: Path) -> None:
-    """Remove what Hydra wrote for a job that was refused (its .hydra/*.yaml and log file), nothing else."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        filename = getattr(handler, "baseFilename", None)
-        if filename and Path(filename).parent == run_dir:
-            root.removeHandler(handler)
-            handler.close()
-            Path(filename).unlink(missing_ok=True)
-    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-        (run_dir / ".hydra" / name).unlink(missing_ok=True)
-    for d in (run_dir / ".hydra", run_dir):
-        try:
-            d.rmdir()  # only if empty: never removes anything the user put there
-        except OSError:
-            pass
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
+@hydra_app("sample", prog="scalar_ml.sample")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m scalar_ml.sample [overrides]``); see the module docstring."""
     from hydra.core.hydra_config import HydraConfig
@@ -488,8 +470,8 @@ def main(cfg: DictConfig) -> None:
     try:
         parse_config(cfg)
     except SampleConfigError as exc:
-        _discard_run_dir(run_dir)
-        print(f"scalar_ml.sample: error: {exc}", file=sys.stderr, flush=True)
+        discard_run_dir(run_dir)
+        print(f"{program_name('scalar_ml.sample')}: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     run(cfg, run_dir)
 

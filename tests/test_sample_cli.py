@@ -274,7 +274,12 @@ def test_cli_scan_writes_csv_and_png(tmp_path):
     ("overrides", "rc", "message"),
     [
         (["physics.eta=-1", "out=ens.npz"], 2, "error: physics: eta must be > 0"),
-        (["physics.etaa=1"], 1, "Could not override 'physics.etaa'"),  # Hydra, schema
+        (
+            ["physics.etaa=1"],
+            2,
+            "error: unknown config key 'physics.etaa'; did you mean physics.eta?",
+        ),
+        (["lattice.nt=abc"], 2, "error: lattice.nt=abc: 'abc' is not an integer"),
     ],
 )
 def test_cli_bad_input_exits_nonzero_and_writes_nothing(tmp_path, overrides, rc, message):

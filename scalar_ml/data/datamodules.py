@@ -20,10 +20,21 @@ r"""The LightningDataModule of every task, on in-memory tensors from the ensembl
   a :class:`SeededBatchSampler` yields index batches whose order depends only on
   ``(shuffle_seed, epoch)``, so training resumed from a checkpoint sees exactly the batches an
   uninterrupted run would have seen. Under DDP each rank takes its own share of every batch order.
-- **Augmentation** (``translate=True``, training split only): every sample is shifted by its own
-  random periodic translation (a ``torch.roll`` per sample, drawn from the same ``(seed, epoch)``
-  stream); per-site targets are shifted with it, per-configuration targets are translation
-  invariant. Useful for ST/FL; EQ is invariant anyway.
+- **Augmentation** (training split only, drawn from the same ``(shuffle_seed, epoch)`` stream as the
+  batch order, so a resumed run sees the same batches):
+
+  - ``translate=True``: every sample is shifted by its own random periodic translation (a
+    ``torch.roll`` per sample); per-site targets are shifted with it, per-configuration targets are
+    translation invariant. Useful for ST/FL; EQ is invariant anyway.
+  - ``augment="symmetry"``: every sample is moved by its own random element of the point group of
+    *exact* symmetries of the training data (:mod:`scalar_ml.physics.symmetry`; with several
+    physics points the elements that are symmetries at every point, ``<P, TC>`` as soon as one has
+    μ ≠ 0), restricted to the elements under which the task can transform its targets
+    (:meth:`~scalar_ml.tasks.Task.transforms_targets`); the targets are transformed by the task
+    (:meth:`~scalar_ml.tasks.Task.transform_targets`). ``augment=[P]`` (generator names) uses that
+    subgroup and refuses, before any sampling, an element that is not an exact symmetry at every
+    training point (e.g. ``T`` alone at μ ≠ 0, which flips the charge density). The element acts
+    first, then the translation. ``"none"`` (default): no point-group augmentation.
 
 Two seeds: ``seed`` fixes the *data* (ensembles, inserted worms, splits); ``shuffle_seed`` (the run's
 seed) fixes the batch order and the augmentation. Retraining with several run seeds therefore
@@ -47,13 +58,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from scalar_ml.config import ConfigError, flag, integer, number_list, to_plain
+from scalar_ml.data.augmentation import PointGroupAugmentation
 from scalar_ml.data.cache import EnsembleRequest, load_ensemble
 from scalar_ml.physics.ensemble import Ensemble
 from scalar_ml.physics.params import Lattice, PhysicsParams
+from scalar_ml.physics.symmetry import SymmetryGroup, generate_group, subgroup
 from scalar_ml.physics.theory import get_theory
 from scalar_ml.tasks import ClosedSample, Task, get_task
 
 __all__ = [
+    "AUGMENT_MODES",
     "SPLITS",
     "Batch",
     "LatticeDataModule",
@@ -65,6 +79,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+#: Named values of ``augment`` (besides a list of generator names).
+AUGMENT_MODES: tuple[str, ...] = ("none", "symmetry")
 
 # Purposes of the independent random streams derived from the data seed.
 _SPLIT_STREAM, _WORM_STREAM = 1, 2
@@ -116,10 +133,12 @@ def roll_per_sample(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 
 
 class Batch(NamedTuple):
-    """What :class:`SeededBatchSampler` yields: sample indices and optional per-sample shifts."""
+    """What :class:`SeededBatchSampler` yields: sample indices and optional per-sample shifts and
+    point-group element indices."""
 
     indices: torch.Tensor
     shifts: torch.Tensor | None = None
+    elements: torch.Tensor | None = None
 
 
 class SeededBatchSampler(Sampler[Batch]):
@@ -134,6 +153,8 @@ class SeededBatchSampler(Sampler[Batch]):
         translate: also draw a periodic shift ``(s_t, s_x)`` (one per axis) per sample, uniform
             on ``lattice``.
         lattice: the lattice shape ``(Nt, Nx)`` (``(N_0, …, N_{d-1})``), needed with ``translate``.
+        n_elements: also draw a point-group element index per sample, uniform on
+            ``0 … n_elements − 1`` (after the shifts, from the same stream); ``0``: none.
         num_replicas, rank: DDP sharding of the epoch's sample order: rank ``r`` takes samples
             ``r, r + R, r + 2R, …``. With ``even`` (training) the order is first padded by wrapping
             around so that every rank gets the same number of samples (and steps, which DDP
@@ -153,6 +174,7 @@ class SeededBatchSampler(Sampler[Batch]):
         drop_last: bool = False,
         translate: bool = False,
         lattice: tuple[int, ...] | None = None,
+        n_elements: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
         even: bool = True,
@@ -161,8 +183,10 @@ class SeededBatchSampler(Sampler[Batch]):
             raise ValueError(f"cannot batch an empty split (n = {n})")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if (shuffle or translate) and seed is None:
-            raise ValueError("a seed is required for shuffling or translation")
+        if n_elements < 0:
+            raise ValueError(f"n_elements must be >= 0, got {n_elements}")
+        if (shuffle or translate or n_elements) and seed is None:
+            raise ValueError("a seed is required for shuffling, translation or group elements")
         if translate and lattice is None:
             raise ValueError("translate=True needs the lattice size")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
@@ -170,6 +194,7 @@ class SeededBatchSampler(Sampler[Batch]):
         self.n, self.batch_size = int(n), int(batch_size)
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.translate, self.lattice = translate, lattice
+        self.n_elements = int(n_elements)
         self.num_replicas, self.rank, self.even = int(num_replicas), int(rank), even
         self.epoch = 0
 
@@ -199,6 +224,9 @@ class SeededBatchSampler(Sampler[Batch]):
             shifts = torch.stack(
                 [torch.randint(int(n), (self.n,), generator=gen) for n in self.lattice], dim=1
             )
+        elements = None
+        if self.n_elements:
+            elements = torch.randint(self.n_elements, (self.n,), generator=gen)
         if self.num_replicas > 1:
             positions = torch.arange(self.n)
             if self.even:
@@ -207,25 +235,41 @@ class SeededBatchSampler(Sampler[Batch]):
             positions = positions[self.rank :: self.num_replicas]
             order = order[positions]
             shifts = None if shifts is None else shifts[positions]
+            elements = None if elements is None else elements[positions]
         for b in range(len(self)):
             sl = slice(b * self.batch_size, min((b + 1) * self.batch_size, len(order)))
-            yield Batch(order[sl], None if shifts is None else shifts[sl])
+            yield Batch(
+                order[sl],
+                None if shifts is None else shifts[sl],
+                None if elements is None else elements[sl],
+            )
 
 
 class TensorBatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Whole-batch access to in-memory ``inputs`` ``(N, C, *shape)`` and ``targets``.
 
-    ``dataset[Batch(indices, shifts)]`` (also via ``__getitems__``, which the DataLoader uses with a
-    batch sampler) returns ``(x, y)`` for the whole batch, translated by ``shifts`` when given.
-    Targets ``(N, n)`` are per configuration (translation invariant, never shifted); targets
-    ``(N, C', *shape)`` with the inputs' lattice shape are fields on the sites and are shifted with
-    the inputs.
+    ``dataset[Batch(indices, shifts, elements)]`` (also via ``__getitems__``, which the DataLoader
+    uses with a batch sampler) returns ``(x, y)`` for the whole batch: moved by the point-group
+    elements ``elements`` when given (``augmentation`` acts on the inputs, ``task`` transforms the
+    targets), then translated by ``shifts`` when given. Targets ``(N, d)`` are per configuration
+    (translation invariant, never shifted); targets ``(N, C', *shape)`` with the inputs' lattice
+    shape are fields on the sites and are shifted with the inputs.
     """
 
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        *,
+        augmentation: PointGroupAugmentation | None = None,
+        task: Task | None = None,
+    ) -> None:
         if inputs.shape[0] != targets.shape[0]:
             raise ValueError(f"{inputs.shape[0]} inputs but {targets.shape[0]} targets")
+        if (augmentation is None) != (task is None):
+            raise ValueError("point-group augmentation needs both the augmentation and the task")
         self.inputs, self.targets = inputs, targets
+        self.augmentation, self.task = augmentation, task
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -233,6 +277,13 @@ class TensorBatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, key: Batch | int) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(key, Batch):
             x, y = self.inputs[key.indices], self.targets[key.indices]
+            if key.elements is not None:
+                if self.augmentation is None:
+                    raise ValueError(
+                        "a batch with group elements needs a dataset with augmentation"
+                    )
+                x = self.augmentation.apply(x, key.elements)
+                y = self.augmentation.apply_targets(self.task, y, key.elements)
             if key.shifts is not None:
                 x = roll_per_sample(x, key.shifts)
                 if y.ndim == x.ndim:
@@ -323,6 +374,9 @@ class LatticeDataModule(L.LightningDataModule):
         seed: the data seed (Monte Carlo ensembles, inserted worms, splits).
         shuffle_seed: the run seed (batch order, augmentation); default ``seed``.
         translate: random periodic translation of every training sample (site targets move along).
+        augment: ``"none"``, ``"symmetry"`` (a random exact point symmetry of the training data per
+            training sample, targets transformed by the task) or a list of generator names (that
+            subgroup; refused unless every element is an exact symmetry at every point).
         drop_last: drop the last incomplete training batch.
         cache_dir: ensemble cache directory (default ``scalar_ml.paths.default_data_dir()``).
         sampler: options of the sampler (``n_chains``, ``n_therm``, ``sweeps_between``,
@@ -347,6 +401,7 @@ class LatticeDataModule(L.LightningDataModule):
         seed: int = 0,
         shuffle_seed: int | None = None,
         translate: bool = False,
+        augment: str | Sequence[str] = "none",
         drop_last: bool = False,
         cache_dir: str | None = None,
         sampler: Mapping[str, Any] | None = None,
@@ -402,6 +457,14 @@ class LatticeDataModule(L.LightningDataModule):
         self.sampler_options: dict[str, Any] = dict(to_plain(sampler) or {})
         self._splits: dict[str, _SplitData] | None = None
         self._validate_requests()
+        self.augment_group = self._augment_group(augment)
+        self.augmentation = (
+            None
+            if self.augment_group is None
+            else PointGroupAugmentation(self.augment_group, self.lattice.shape)
+        )
+        if self.augment_group is not None:
+            log.info("point-group augmentation: %s", self.augment_group.names)
 
     @property
     def points(self) -> dict[str, PhysicsParams]:
@@ -417,6 +480,52 @@ class LatticeDataModule(L.LightningDataModule):
     def n_configs(self) -> int:
         """Configurations drawn per physics point (``n_train + n_val + n_test``)."""
         return self.n_train + self.n_val + self.n_test
+
+    def _augment_group(self, augment: Any) -> SymmetryGroup | None:
+        """The point group of ``augment`` (``None`` for ``"none"``), checked against the training
+        points (exact symmetries only) and the task (targets it can transform)."""
+        theory = get_theory()
+        value = to_plain(augment)
+        if isinstance(value, str) and value == "none":
+            return None  # no group needed (none exists yet beyond 2D)
+        points = list(self.points.values())
+        exact = theory.symmetry_group(points, self.lattice)
+        if isinstance(value, str) and value in AUGMENT_MODES:
+            group = subgroup(g for g in exact if self.task.transforms_targets(g))
+            if len(group) == 1:
+                raise ConfigError(
+                    f"data.augment=symmetry: task {self.task.name} transforms its targets under no "
+                    f"element of the training data's symmetry group {exact} besides the identity"
+                )
+            return group
+        if (
+            not isinstance(value, Sequence)
+            or isinstance(value, str)
+            or not value
+            or not all(isinstance(v, str) for v in value)
+        ):
+            raise ConfigError(
+                f"data.augment must be one of {', '.join(AUGMENT_MODES)} or a non-empty list of "
+                f"generator names such as [P, TC], got {value!r}"
+            )
+        try:
+            group = generate_group(value)
+        except ValueError as exc:
+            raise ConfigError(f"data.augment: {exc}") from exc
+        for g in group:
+            reason = theory.symmetry_refusal(g, points, self.lattice)
+            if reason is not None:
+                raise ConfigError(
+                    f"data.augment={list(value)}: {g.name} is not an exact symmetry of the training "
+                    f"data ({reason}); the exact symmetries at every training point are {exact} = "
+                    f"{{{', '.join(exact.names)}}}"
+                )
+            if not self.task.transforms_targets(g):
+                raise ConfigError(
+                    f"data.augment={list(value)}: task {self.task.name} cannot transform its "
+                    f"targets under {g.name}"
+                )
+        return group
 
     def _validate_requests(self) -> None:
         """Check every ensemble request (and the sampler options) without touching the disk."""
@@ -531,6 +640,7 @@ class LatticeDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         overfit = bool(trainer is not None and trainer.overfit_batches)
         shuffle = train and not overfit
+        augment = self.augmentation is not None and shuffle
         sampler = SeededBatchSampler(
             len(data.inputs),
             self.batch_size if train else self.eval_batch_size,
@@ -539,12 +649,18 @@ class LatticeDataModule(L.LightningDataModule):
             drop_last=self.drop_last if train else False,
             translate=self.translate and shuffle,
             lattice=self.lattice.shape,
+            n_elements=len(self.augmentation) if augment and self.augmentation else 0,
             num_replicas=replicas,
             rank=rank,
             even=train,
         )
         return DataLoader(
-            TensorBatchDataset(data.inputs, data.targets),
+            TensorBatchDataset(
+                data.inputs,
+                data.targets,
+                augmentation=self.augmentation if augment else None,
+                task=self.task if augment else None,
+            ),
             batch_sampler=sampler,
             collate_fn=_whole_batch,
             num_workers=0,
@@ -573,6 +689,7 @@ class LatticeDataModule(L.LightningDataModule):
             "n_test": self.n_test,
             "seed": self.seed,
             "translate": self.translate,
+            "augment": None if self.augment_group is None else list(self.augment_group.names),
         }
         if self.task.inserts_worms:
             out.update(max_worm_length=self.max_worm_length, worms=list(self.worms))

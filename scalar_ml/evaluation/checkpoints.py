@@ -251,7 +251,9 @@ def load_checkpoint(path: Path) -> tuple[CheckpointRecord, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"cannot read checkpoint {str(path)!r} (weights only): {exc}") from exc
+        from scalar_ml.training.utils import load_error
+
+        raise load_error(path, exc) from exc
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
         raise ValueError(f"{str(path)!r} is not a Lightning checkpoint (no state_dict)")
     hp = ckpt.get("hyper_parameters") or {}

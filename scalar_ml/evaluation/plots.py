@@ -39,7 +39,9 @@ __all__ = [
     "loss_vs_scan",
     "loss_vs_size",
     "make_figures",
+    "model_label",
     "prediction_vs_scan",
+    "variant_entries",
     "write_figures",
 ]
 
@@ -103,6 +105,29 @@ def _on_training_lattice(df: pd.DataFrame) -> pd.Series:
     """Rows of cells on their checkpoint's training lattice."""
     df = _with_lattice(df)
     return df["lattice"] == df["train_lattice"]
+
+
+def variant_entries(variant: Any) -> list[str]:
+    """The overrides of a checkpoint's ``variant`` (joined by commas outside brackets; NaN or ``""``:
+    none).
+
+    >>> variant_entries("data.augment=symmetry,data.mu_values=[0.91,1.0],data.n_train=20")
+    ['data.augment=symmetry', 'data.mu_values=[0.91,1.0]', 'data.n_train=20']
+    """
+    if not isinstance(variant, str) or not variant:
+        return []
+    return [v for v in re.split(r",(?![^\[]*\])", variant) if v]
+
+
+def model_label(preset: str, variant: Any, without: Sequence[str] = ()) -> str:
+    """``preset`` followed by the ``variant``'s overrides except those whose key is in ``without``
+    (e.g. ``data.n_train``: one model trained on several sample sizes).
+
+    >>> model_label("observables/st", "data.augment=symmetry,data.n_train=20", ["data.n_train"])
+    'observables/st data.augment=symmetry'
+    """
+    kept = [v for v in variant_entries(variant) if v.split("=", 1)[0].lstrip("+~") not in without]
+    return " ".join([str(preset), ",".join(kept)]) if kept else str(preset)
 
 
 def _agg(values: pd.Series) -> dict[str, float]:
@@ -484,20 +509,26 @@ def loss_vs_scan(df: pd.DataFrame, task: str) -> list[Figure]:
 
 
 def loss_vs_ntrain(df: pd.DataFrame, checkpoints: pd.DataFrame, task: str) -> list[Figure]:
-    """Test loss on the training lattice vs number of training samples, one line per model."""
+    """Test loss on the training lattice vs number of training samples, one line per model (the
+    preset and the run's other distinguishing overrides, :func:`model_label`)."""
     plt = _plt()
     sub = df[(df["metric"] == "loss") & (df["status"] == "ok")]
     sub = sub[_on_training_lattice(sub)]
     if sub.empty:
         return []
-    pc = (
-        sub.groupby(["checkpoint", "preset", "n_train"], dropna=False)["value"].mean().reset_index()
+    sub = sub.assign(
+        model=[
+            model_label(p, v, ["data.n_train"])
+            for p, v in zip(sub["preset"], sub["variant"], strict=True)
+        ]
     )
+    pc = sub.groupby(["checkpoint", "model", "n_train"], dropna=False, sort=False)["value"]
+    pc = pc.mean().reset_index()
     if pc["n_train"].nunique() < 2:
         return []
     rows = []
-    for (preset, n_train), part in pc.groupby(["preset", "n_train"], sort=False):
-        rows.append({"model": preset, "n_train": int(n_train), **_agg(part["value"])})
+    for (model, n_train), part in pc.groupby(["model", "n_train"], sort=False):
+        rows.append({"model": model, "n_train": int(n_train), **_agg(part["value"])})
     agg = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(6.0, 4.2), layout="constrained")
     for model, part in agg.groupby("model", sort=False):

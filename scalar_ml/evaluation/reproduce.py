@@ -56,7 +56,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalar_ml.paths import CONF_DIR, PROJECT_ROOT
+from scalar_ml.paths import CONF_DIR, PROJECT_ROOT, app_command
 
 __all__ = [
     "OUTCOMES",
@@ -110,7 +110,7 @@ class ExperimentPlan:
         if self.train_from:
             return None
         return [
-            sys.executable, "train.py", "-m", f"experiment={self.name}",
+            *app_command("train"), "-m", f"experiment={self.name}",
             f"hydra.sweep.dir={self.train_dir}", "callbacks.rich_progress_bar=null",
             "++trainer.enable_progress_bar=false",
             *self.train_overrides, *extra,
@@ -118,7 +118,7 @@ class ExperimentPlan:
 
     def evaluate_command(self, extra: Sequence[str] = ()) -> list[str]:
         return [
-            sys.executable, "evaluate.py", f"ckpt_path={self.train_dir}", f"grid={self.grid}",
+            *app_command("evaluate"), f"ckpt_path={self.train_dir}", f"grid={self.grid}",
             f"hydra.run.dir={self.eval_dir}", "progress=false", *self.evaluate_overrides, *extra,
         ]  # fmt: skip
 
@@ -332,13 +332,107 @@ def _split(df: pd.DataFrame, t: pd.DataFrame, spec: dict[str, object]) -> list[s
     return out
 
 
+def _models_by(df: pd.DataFrame, by: str, drop: Sequence[str] = ()) -> pd.DataFrame:
+    """Per model (preset + distinguishing overrides except ``data.n_train`` and ``drop``) and per
+    value of ``by`` (``lattice`` or ``n_train``): the median, min and max over checkpoints of the
+    mean test loss over the cells. ``by = lattice`` uses each model's largest ``n_train`` only;
+    ``by = n_train`` the cells on the training lattice."""
+    from scalar_ml.evaluation.plots import model_label
+
+    if by not in ("lattice", "n_train"):
+        raise ValueError(f"outcome option 'by' must be lattice or n_train, got {by!r}")
+    loss = df[(df["metric"] == "loss") & (df["status"] == "ok")].copy()
+    loss["model"] = [
+        model_label(p, v, ["data.n_train", *drop])
+        for p, v in zip(loss["preset"], loss["variant"], strict=True)
+    ]
+    if by == "lattice":
+        largest = loss.groupby("model")["n_train"].transform("max")
+        loss = loss[(loss["n_train"] == largest) | largest.isna()]
+        loss["lattice"] = [f"{a}x{b}" for a, b in zip(loss["nt"], loss["nx"], strict=True)]
+    else:
+        loss = loss[(loss["nt"] == loss["train_nt"]) & (loss["nx"] == loss["train_nx"])]
+    pc = loss.groupby(["checkpoint", "variant", "model", by], sort=False, dropna=False)["value"]
+    pc = pc.mean().reset_index()
+    agg = pc.groupby(["model", "variant", by], sort=False, dropna=False)["value"]
+    return agg.agg(["median", "min", "max", "count"]).reset_index()
+
+
+def _ranking(df: pd.DataFrame, t: pd.DataFrame, spec: dict[str, object]) -> list[str]:
+    """Per lattice (or per ``n_train``): every model ranked by its median test loss, with the
+    min–max over its checkpoints in brackets."""
+    by = str(spec.get("by", "lattice"))
+    m = _models_by(df, by)
+    out = []
+    for value, part in m.groupby(by, sort=False):
+        part = part.sort_values("median")
+        label = f"On {value}" if by == "lattice" else f"n_train = {value} per point"
+        out.append(
+            f"{label}, ranked by median test loss [min, max over seeds]: "
+            + " < ".join(
+                f"{r.model} {_fmt(r.median)} [{_fmt(r.min)}, {_fmt(r.max)}]"
+                for r in part.itertuples()
+            )
+            + "."
+        )
+    return out
+
+
+def _effect(df: pd.DataFrame, t: pd.DataFrame, spec: dict[str, object]) -> list[str]:
+    """The effect of one override on each model: median test loss with ``with`` vs with ``without``
+    (the runs differ only by that override), per lattice or ``n_train``, with the min–max range over
+    checkpoints; a summary counts the models it lowered."""
+    with_, without = str(spec["with"]), str(spec["without"])
+    by = str(spec.get("by", "lattice"))
+    key = with_.split("=", 1)[0]
+    if without.split("=", 1)[0] != key:
+        raise ValueError(f"outcome effect: {with_!r} and {without!r} must set the same key")
+    m = _models_by(df, by, drop=[key])
+    from scalar_ml.evaluation.plots import variant_entries
+
+    m["arm"] = [
+        with_ if with_ in variant_entries(v) else without if without in variant_entries(v) else ""
+        for v in m["variant"]
+    ]
+    out, lower, total = [], 0, 0
+    for (model, value), part in m.groupby(["model", by], sort=False):
+        arms = {row.arm: row for row in part.itertuples() if row.arm}
+        if set(arms) != {with_, without}:
+            continue
+        a, b = arms[without], arms[with_]
+        ratio = b.median / a.median if a.median else float("nan")
+        overlap = max(a.min, b.min) <= min(a.max, b.max)
+        total += 1
+        lower += bool(ratio < 1)
+        where = f"on {value}" if by == "lattice" else f"n_train = {value}"
+        out.append(
+            f"{with_} on {model}, {where}: median test loss {_fmt(a.median)} "
+            f"[{_fmt(a.min)}, {_fmt(a.max)}] without, {_fmt(b.median)} [{_fmt(b.min)}, "
+            f"{_fmt(b.max)}] with (ratio {ratio:.2f}; ranges over seeds "
+            + ("overlap" if overlap else "disjoint")
+            + ")."
+        )
+    if total:
+        out.insert(
+            0,
+            f"{with_} lowered the median test loss in {lower} of {total} comparisons "
+            f"(model × {by}); the lines below give the min–max over seeds in brackets.",
+        )
+    return out
+
+
 #: Outcome kinds an experiment can ask for (``reproduce.outcomes: [{kind: ..., ...}]``):
 #: ``ntrain_trend`` (no options), ``kink`` (``family``, ``lattice``, ``neighbours``), ``split``
-#: (``parameter``, ``threshold``, ``below``, ``above``: labels of the two sides).
+#: (``parameter``, ``threshold``, ``below``, ``above``: labels of the two sides), ``ranking``
+#: (``by``: ``lattice`` or ``n_train``; models are presets with their distinguishing overrides),
+#: ``effect`` (``with``, ``without``: two overrides of one key, e.g. ``data.augment=symmetry`` and
+#: ``data.augment=none``; ``by``).
 OUTCOMES: dict[str, Callable[[pd.DataFrame, pd.DataFrame, dict[str, object]], list[str]]] = {
     "ntrain_trend": _ntrain_trend,
     "kink": _kink,
     "split": _split,
+    "ranking": _ranking,
+    "effect": _effect,
 }
 
 

@@ -419,6 +419,11 @@ def plan_evaluation(cfg: DictConfig) -> EvaluationPlan:
             f"{output_dir / EVALUATION_FILE} exists: choose a new run directory (the default "
             "hydra.run.dir is unique per run) instead of overwriting"
         )
+    if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.get("ckpt_path") in (None, "", []):
+        raise UserError(
+            "ckpt_path is required: give ckpt_path=<checkpoint file, run directory, multirun "
+            "directory or glob>"
+        )
     batch_size = integer("batch_size", cfg.get("batch_size", 512), minimum=1)
     which = str(cfg.get("checkpoint", "best"))
     paths = call_checked(find_checkpoints, cfg.ckpt_path, which, what="ckpt_path")

@@ -11,7 +11,7 @@ Public API (no torch import anywhere in this package):
   per-configuration quantities of ``(..., 4, Nt, Nx)`` configurations; :func:`log_dual_weight`:
   the logarithm of their dual weight (``observables``).
 - :class:`LatticeSymmetry`, :func:`element`, :class:`SymmetryGroup`, :func:`generate_group`,
-  :func:`symmetry_group`: reflections, the t↔x swap and charge conjugation acting on
+  :func:`symmetry_group`, :func:`common_symmetry_group`: reflections, the t↔x swap and charge conjugation acting on
   configurations, and the group of exact symmetries at given ``(mu, lattice)`` (``symmetry``).
 - :class:`WormChains`: the numba worm / l-update Markov chains (``worm``); :class:`WormChainsND`,
   the same on 3D and 4D lattices, and :func:`worm_chains`, the chains for a lattice (``worm_nd``).
@@ -55,8 +55,10 @@ _WHERE: dict[str, str] = {  # exported name -> its module
     "FIXED_MU_GROUP": "scalar_ml.physics.symmetry",
     "LatticeSymmetry": "scalar_ml.physics.symmetry",
     "SymmetryGroup": "scalar_ml.physics.symmetry",
+    "common_symmetry_group": "scalar_ml.physics.symmetry",
     "element": "scalar_ml.physics.symmetry",
     "generate_group": "scalar_ml.physics.symmetry",
+    "subgroup": "scalar_ml.physics.symmetry",
     "symmetry_group": "scalar_ml.physics.symmetry",
     "WeightTable": "scalar_ml.physics.weights",
     "log_weight": "scalar_ml.physics.weights",
@@ -96,6 +98,7 @@ __all__ = [
     "autocorrelation",
     "charge_density",
     "charged_state_energy",
+    "common_symmetry_group",
     "element",
     "flux_divergence",
     "free_field_observables",
@@ -108,6 +111,7 @@ __all__ = [
     "sample_phi_reference",
     "site_f",
     "site_phi_moments",
+    "subgroup",
     "symmetry_group",
     "tau_int",
     "worm_chains",

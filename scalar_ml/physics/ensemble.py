@@ -366,7 +366,7 @@ def _calibrate(chains: WormChains, bar: _Progress) -> tuple[int, int]:
 
 def _thermalise(
     chains: WormChains, series: _Series, bar: _Progress
-) -> tuple[dict[str, AutocorrResult] | None, int, bool]:
+) -> tuple[dict[str, AutocorrResult], int, bool]:
     """Sweeps until ``T >= max(100, 20 τ)`` (τ of their second half); ``(stats, checks, ok)``."""
     target = _MIN_THERM
     checks = 0

@@ -110,8 +110,10 @@ __all__ = [
     "FIXED_MU_GROUP",
     "LatticeSymmetry",
     "SymmetryGroup",
+    "common_symmetry_group",
     "element",
     "generate_group",
+    "subgroup",
     "symmetry_group",
 ]
 
@@ -271,6 +273,31 @@ class LatticeSymmetry:
             return mu == 0 and lattice.nt == lattice.nx
         return mu == 0 or self.t_reflect == self.conjugate
 
+    def why_not_symmetry(self, mu: float, lattice: Lattice) -> str | None:
+        """Why this element is no symmetry at ``(mu, lattice)``; ``None`` when it is one.
+
+        >>> element("T").why_not_symmetry(1.0, Lattice(8, 8))
+        'T maps the ensemble at mu = 1 onto the one at mu = -1 (the charge density n changes sign)'
+        >>> element("TC").why_not_symmetry(1.0, Lattice(8, 8)) is None
+        True
+        """
+        if self.is_symmetry(mu, lattice):
+            return None
+        if self.swap and lattice.nt != lattice.nx:
+            return (
+                f"{self.name} maps the {lattice.nt}x{lattice.nx} lattice onto a "
+                f"{lattice.nx}x{lattice.nt} one"
+            )
+        if self.swap:
+            return (
+                f"{self.name} maps the temporal flux (the charge) onto the spatial one: a symmetry "
+                f"only at mu = 0, not at mu = {mu:g}"
+            )
+        return (
+            f"{self.name} maps the ensemble at mu = {mu:g} onto the one at mu = "
+            f"{self.mu_image(mu):g} (the charge density n changes sign)"
+        )
+
     # -- action on arrays ---------------------------------------------------------------------------
     def apply(self, configs: Any) -> Any:
         """The image of configurations ``(..., 4, Nt, Nx)`` (numpy or torch; a new array).
@@ -411,6 +438,45 @@ def generate_group(generators: Iterable[LatticeSymmetry | str]) -> SymmetryGroup
 
 #: ``{1, P, TC, TPC}``: the exact symmetries at any ``μ`` on any lattice.
 FIXED_MU_GROUP: SymmetryGroup = generate_group(["P", "TC"])
+
+
+def subgroup(elements: Iterable[LatticeSymmetry]) -> SymmetryGroup:
+    """The group of ``elements`` (closed under composition, identity included; ``ValueError``
+    otherwise), with generators chosen greedily in canonical order.
+
+    >>> subgroup([element(n) for n in ("1", "P", "TC", "TPC")]).generator_names
+    ('P', 'TC')
+    """
+    members = sorted(set(elements), key=lambda g: g.code)
+    generators: list[LatticeSymmetry] = []
+    spanned = {ALL_ELEMENTS[0]}
+    for g in members:
+        if g not in spanned:
+            generators.append(g)
+            spanned = set(generate_group(generators).elements)
+    return SymmetryGroup(tuple(members), tuple(generators))
+
+
+def common_symmetry_group(mus: Iterable[float], lattice: Lattice) -> SymmetryGroup:
+    """The elements that are exact symmetries at *every* chemical potential of ``mus`` on ``lattice``.
+
+    With several training points the symmetry of the whole training set is the intersection of
+    their groups: ``<P, TC>`` as soon as one ``μ ≠ 0``.
+
+    >>> common_symmetry_group([0.0, 1.0], Lattice(8, 8)).names
+    ('1', 'P', 'TC', 'TPC')
+    >>> str(common_symmetry_group([0.0], Lattice(8, 8)))
+    '<S, T, P, C>'
+    """
+    values = list(mus)
+    if not values:
+        raise ValueError("common_symmetry_group needs at least one chemical potential")
+    groups = [symmetry_group(mu, lattice) for mu in values]
+    common = [g for g in groups[0] if all(g in other for other in groups[1:])]
+    for group in groups:  # the canonical generators when one point's group is the intersection
+        if len(group) == len(common):
+            return group
+    return subgroup(common)
 
 
 def symmetry_group(mu: float, lattice: Lattice) -> SymmetryGroup:

@@ -53,7 +53,7 @@ scalar_ml.config.ConfigError: physics: eta must be > 0, got eta = -1.0
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,6 +211,40 @@ class Theory:
             return Lattice.parse(value)
         except ValueError as exc:
             raise ConfigError(f"{key}: {exc}") from exc
+
+    # -- point symmetries --------------------------------------------------------------------------
+    def symmetry_group(self, points: Iterable[PhysicsParams], lattice: Lattice) -> Any:
+        """The exact point symmetries common to every point of ``points`` on ``lattice``.
+
+        A :class:`~scalar_ml.physics.symmetry.SymmetryGroup` (translations aside): ``<P, TC>`` as
+        soon as one point has ``mu != 0``, larger at ``mu = 0`` (see
+        :mod:`scalar_ml.physics.symmetry`).
+
+        >>> th = get_theory()
+        >>> str(th.symmetry_group([th.params({"eta": 4.01, "lam": 1, "mu": 1.0})], Lattice(60, 4)))
+        '<P, TC>'
+        """
+        from scalar_ml.physics.symmetry import common_symmetry_group
+
+        return common_symmetry_group([p.mu for p in points], lattice)
+
+    def symmetry_refusal(
+        self, element: Any, points: Iterable[PhysicsParams], lattice: Lattice
+    ) -> str | None:
+        """Why ``element`` is not an exact symmetry at some point of ``points``; ``None`` if it is at all.
+
+        >>> from scalar_ml.physics.symmetry import element
+        >>> th = get_theory()
+        >>> th.symmetry_refusal(element("T"), [th.params({"eta": 4.01, "lam": 1, "mu": 1.0})],
+        ...                     Lattice(60, 4))
+        'at eta=4.01, lam=1, mu=1: T maps the ensemble at mu = 1 onto the one at mu = -1 (the charge density n changes sign)'
+        """
+        for p in points:
+            reason = element.why_not_symmetry(p.mu, lattice)
+            if reason is not None:
+                point = ", ".join(f"{n}={v:g}" for n, v in self.values(p).items())
+                return f"at {point}: {reason}"
+        return None
 
     # -- configurations and observables -----------------------------------------------------------
     def measure(

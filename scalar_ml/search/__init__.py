@@ -12,7 +12,7 @@
 - :mod:`~scalar_ml.search.aggregate`: ``python -m scalar_ml.search.aggregate <multirun dir>...``,
   mean and median of validation and test losses over seeds.
 
-Recipes: README.md, "Architecture search".
+Recipes: docs/search.md.
 """
 
 from scalar_ml.search.space import (

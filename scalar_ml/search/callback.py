@@ -58,6 +58,12 @@ def study_trial_count(storage: str, study_name: str) -> int:
     return 0
 
 
+def _group(config: DictConfig) -> list[str] | None:
+    """The searched model's point group (``model.group``; family eqr), as a plain list."""
+    group = config.model.get("group")
+    return None if group is None else [str(g) for g in group]
+
+
 class SearchCallback(Callback):
     """Prepares the study storage and the sampler seed; writes the report at the end of the sweep.
 
@@ -115,6 +121,7 @@ class SearchCallback(Callback):
             "storage": display_storage(storage),
             "task": str(config.task.name),
             "family": str(config.model.family),
+            "group": _group(config),
             "lattice_size": list(_lattice_shape(config)),
             "arch": OmegaConf.to_container(config.model.arch, resolve=True),
             "divergence_penalty": config.get("divergence_penalty"),
@@ -148,6 +155,7 @@ class SearchCallback(Callback):
             penalty=None if penalty is None else float(penalty),
             top=self.top,
             trials_before=self.trials_before,
+            group=_group(config),
         )
         log.info("search report: %s", sweep_dir / TOP_TABLE_FILE)
 

@@ -32,6 +32,7 @@ def searchable_module(
     arch: Mapping[str, Any],
     lattice_size: Sequence[int],
     head: Head | Mapping[str, Any] | None = None,
+    group: Sequence[str] | None = None,
     optimizer: OptimizerFactory | None = None,
     scheduler: SchedulerFactory | None = None,
     scheduler_monitor: str = "val/loss",
@@ -42,13 +43,15 @@ def searchable_module(
 
     Args:
         task: ``observables``, ``detection`` or ``counting``.
-        family: ``eq``, ``st`` or ``fl``.
+        family: ``eq``, ``st``, ``fl`` or ``eqr``.
         arch: the flat architecture point (keys of :data:`scalar_ml.search.space.ARCH_DEFAULTS`).
         lattice_size: ``[nt, nx]`` of the training lattice (an fl network's input size; every
             kernel and pooling window must fit on it); ``[N_0, …, N_{d-1}]`` in d dimensions.
         head: what the network outputs (a :class:`~scalar_ml.models.head.Head` or a mapping of
             its fields, e.g. ``{outputs: 1, activation: sigmoid, per_site: true}``); ``None``: the
             task's head (:meth:`scalar_ml.tasks.Task.head`).
+        group: generators of the point group of a family ``eqr`` network (``None``: ``[P, TC]``);
+            ignored by the other families.
         optimizer, scheduler, scheduler_monitor, scheduler_interval: as for ``LatticeModule``.
         dims: the lattice dimension, when given (it must be ``len(lattice_size)``).
 
@@ -61,7 +64,7 @@ def searchable_module(
         raise ValueError(
             f"dims = {dims} but the lattice_size {list(lattice_size)} has {len(lattice_size)} extents"
         )
-    spec = arch_spec(arch, family, task=task, head=head, lattice_size=lattice_size)
+    spec = arch_spec(arch, family, task=task, head=head, lattice_size=lattice_size, group=group)
     log.info("searchable %s network: %s", family, spec["description"])
     return LatticeModule(
         task=task,

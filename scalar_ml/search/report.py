@@ -108,8 +108,10 @@ def trial_records(
     base_arch: Mapping[str, Any],
     lattice_size: Sequence[int],
     penalty: float | None,
+    group: Sequence[str] | None = None,
 ) -> list[TrialRecord]:
-    """Every trial of ``study`` as a :class:`TrialRecord` (architecture rebuilt, parameters counted)."""
+    """Every trial of ``study`` as a :class:`TrialRecord` (architecture rebuilt, parameters counted;
+    ``group``: the point group of a family eqr search, ``model.group``)."""
     from optuna.trial import TrialState
 
     from scalar_ml.models import build_model, count_parameters
@@ -121,7 +123,7 @@ def trial_records(
         n_parameters: int | None = None
         note = ""
         try:
-            spec = arch_spec(arch, family, task=task, lattice_size=lattice_size)
+            spec = arch_spec(arch, family, task=task, lattice_size=lattice_size, group=group)
             architecture = str(spec["description"])
             n_parameters = count_parameters(build_model(spec))
             valid = True
@@ -362,6 +364,7 @@ def write_report(
     penalty: float | None,
     top: int = 10,
     trials_before: int | None = None,
+    group: Sequence[str] | None = None,
 ) -> list[TrialRecord]:
     """Write ``top_trials.md``, ``trials.csv`` and the PNGs into ``sweep_dir``; return the records."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -372,6 +375,7 @@ def write_report(
         base_arch=base_arch,
         lattice_size=lattice_size,
         penalty=penalty,
+        group=group,
     )
     title = f"study {study.study_name}"
     counts: dict[str, int] = {}
@@ -486,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lattice_size=record["lattice_size"],
         penalty=None if penalty is None else float(penalty),
         top=args.top,
+        group=record.get("group"),
     )
     print((args.sweep_dir / TOP_TABLE_FILE).read_text(), end="")
     return 0

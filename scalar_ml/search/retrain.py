@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scalar_ml.paths import PROJECT_ROOT
+from scalar_ml.paths import PROJECT_ROOT, app_command
 from scalar_ml.search.report import (
     ARCH_PREFIX,
     TrialRecord,
@@ -37,7 +37,6 @@ from scalar_ml.search.report import (
 
 __all__ = ["format_override", "main", "ranked_trials", "retrain_overrides"]
 
-TRAIN_SCRIPT = PROJECT_ROOT / "train.py"
 #: Fixed overrides of a trial that the retrain command sets itself (or must not carry).
 _NOT_CARRIED = ("hparams_search", "task", "model", "model.family", "seed")
 _PLAIN = re.compile(r"^[A-Za-z_/.][A-Za-z0-9_./:+\-@%]*$")
@@ -163,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base_arch=record["arch"],
             lattice_size=record["lattice_size"],
             penalty=None if penalty is None else float(penalty),
+            group=record.get("group"),
         )
     )
     if max(ranks) > len(ranked):
@@ -189,10 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"# rank {rank}: trial {trial.number}, objective {trial.value:.4g}, {trial.architecture}"
         )
-        print(shlex.join(["python", "train.py", "-m", *overrides]), flush=True)
+        command = [*app_command("train"), "-m", *overrides]
+        shown = shlex.join(["python", *command[1:]]).replace(f"{PROJECT_ROOT}/", "")
+        print(shown, flush=True)
         if args.dry_run:
             continue
-        result = subprocess.run([sys.executable, str(TRAIN_SCRIPT), "-m", *overrides], check=False)
+        result = subprocess.run(command, check=False)
         if result.returncode != 0:
             print(
                 f"error: train.py exited with status {result.returncode} for rank {rank}",

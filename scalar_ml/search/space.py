@@ -1,4 +1,4 @@
-r"""The architecture search space: a flat ``arch`` mapping of scalars -> an EQ / ST / FL layer spec.
+r"""The architecture search space: a flat ``arch`` mapping of scalars -> an EQ / ST / FL / EQR layer spec.
 
 Hydra's Optuna sweeper can only sample flat config values, so a sampled network is a mapping of
 scalars (``model.arch`` in ``conf/model/searchable.yaml``) that :func:`arch_layers` turns into a
@@ -14,8 +14,11 @@ layer list in the format of :mod:`scalar_ml.models.spec`. Keys (slots ``i = 0 �
     activation). Only families ``st`` and ``fl`` may pool; for ``eq`` every used slot must be
     ``none``.
 ``global_pool``
-    ``avg``, ``max`` or ``sum``: the reduction of ``eq`` / ``st`` networks (``fl`` flattens and
-    ignores it).
+    ``avg``, ``max`` or ``sum``: the reduction of ``eq`` / ``st`` / ``eqr`` networks (``fl``
+    flattens and ignores it).
+``group_pool``
+    ``avg``, ``max`` or ``sum``: the pooling over the point group of ``eqr`` networks (ignored by the
+    other families).
 ``n_linear``
     number of dense layers after the reduction, 0 … :data:`MAX_LINEAR`; the last one has one output
     per target. ``0`` (eq/st only) means no dense layer at all: the last convolution then has one
@@ -68,6 +71,23 @@ and the same point with one sigmoid output per site, as an st network pooling on
 ...                                   head=Head(1, "sigmoid", per_site=True))))
 Conv1x1(4,32) Conv2x2(32,8) AvgPool Conv2x2(8,16) Conv1x1(16,8) Conv1x1(8,1) Upsample2x2 Sigmoid no-bias
 
+**Family eqr** (:mod:`scalar_ml.models.group`; equivariant under translations and the point group
+``group``, default ``[P, TC]``, the exact symmetries of the data at any μ) maps the same keys onto
+group layers: convolution 0 is the ``lift_conv``, convolutions ``1 … n_conv−1`` are ``group_conv``
+(``kernel_<i>``, ``channels_<i>`` = channels *per group element*, so a layer has ``|H|`` times the
+weights of a plain convolution of that width), then ``{type: group_pool, mode: group_pool}``, the
+``global_pool`` and the dense layers as for eq. Its pool slots must be ``none`` and its head per
+configuration (eqr has no site outputs). The eqr presets are points of this space (tests rebuild
+them), e.g. ``counting/eqr_1``:
+
+>>> eqr = {**arch, "channels_0": 17, "channels_1": 4, "channels_2": 8, "channels_3": 4,
+...        "group_pool": "sum"}
+>>> print(describe_layers(arch_layers(eqr, "eqr", task="counting")))
+LiftConv1x1(4,17) GroupConv2x2(17,4) GroupConv2x2(4,8) GroupConv1x1(8,4) GroupSumPool GlobalSumPool Linear(4,1) no-bias
+>>> from scalar_ml.models import build_model, count_parameters
+>>> count_parameters(build_model(arch_spec(eqr, "eqr", task="counting", lattice_size=(8, 8))))
+1800
+
 :func:`arch_spec` also checks a point on the training lattice: a kernel or pooling window larger
 than the lattice it meets raises :class:`InvalidArchitectureError` (a ``ValueError``) naming the
 layer, before any data are loaded.
@@ -85,6 +105,7 @@ from scalar_ml.models.spec import FAMILIES, Flatten, SpecError, parse_layer, to_
 
 __all__ = [
     "ARCH_DEFAULTS",
+    "EQR_GROUP",
     "GLOBAL_POOLS",
     "MAX_CONV",
     "MAX_LINEAR",
@@ -106,6 +127,8 @@ POOLS: tuple[str, ...] = ("none", "avg", "max")
 #: Reductions of eq / st networks.
 GLOBAL_POOLS: tuple[str, ...] = ("avg", "max", "sum")
 _BIAS_GROUPS: tuple[str, ...] = ("bias_first_conv", "bias_conv", "bias_hidden", "bias_out")
+#: Generators of an eqr network's point group unless given: the exact symmetries at any μ.
+EQR_GROUP: tuple[str, ...] = ("P", "TC")
 
 #: Every key of an ``arch`` mapping and its default (``conf/model/searchable.yaml`` lists the same).
 ARCH_DEFAULTS: dict[str, Any] = {
@@ -114,6 +137,7 @@ ARCH_DEFAULTS: dict[str, Any] = {
     **{f"channels_{i}": 8 for i in range(MAX_CONV)},
     **{f"pool_{i}": "none" for i in range(MAX_CONV)},
     "global_pool": "avg",
+    "group_pool": "avg",
     "n_linear": 1,
     **{f"linear_{j}": 16 for j in range(MAX_LINEAR - 1)},
     "activation": "leaky_relu",
@@ -217,12 +241,11 @@ def arch_layers(
         raise InvalidArchitectureError(
             f"unknown family {family!r}; expected one of {list(FAMILIES)}"
         )
-    if family == "eqr":  # lift_conv / group_conv / group_pool layers: not points of this space
-        raise InvalidArchitectureError(
-            "family 'eqr' has no architecture search space (this space builds plain "
-            "convolutions); train its presets with model=eqr or model.preset=<task>/eqr..."
-        )
     resolved = resolve_head(task, head)
+    if family == "eqr" and resolved.per_site:
+        raise InvalidArchitectureError(
+            "family 'eqr' has no site-output networks: a per-site head needs family eq, st or fl"
+        )
     n_outputs, output_activation = resolved.outputs, resolved.activation
     a = normalise_arch(arch)
     n_conv = _int_in(a, "n_conv", 1, MAX_CONV)
@@ -251,9 +274,10 @@ def arch_layers(
     for i in range(n_conv):
         last = i == n_conv - 1
         channels = n_outputs if last and n_linear == 0 else _int_in(a, f"channels_{i}", 1)
+        conv_type = "conv" if family != "eqr" else "lift_conv" if i == 0 else "group_conv"
         layers.append(
             {
-                "type": "conv",
+                "type": conv_type,
                 "kernel": _int_in(a, f"kernel_{i}", 1),
                 "out": channels,
                 "bias": bias_of("bias_first_conv" if i == 0 else "bias_conv"),
@@ -263,10 +287,10 @@ def arch_layers(
             layers.append(dict(act))
         pool = _one_of(a, f"pool_{i}", POOLS)
         if pool != "none":
-            if family == "eq":
+            if family in ("eq", "eqr"):
                 raise InvalidArchitectureError(
-                    f"arch.pool_{i} = {pool!r}: family 'eq' has no strided pooling (use family "
-                    "'st' or 'fl', or pool_<i> = none)"
+                    f"arch.pool_{i} = {pool!r}: family {family!r} has no strided pooling (use "
+                    "family 'st' or 'fl', or pool_<i> = none)"
                 )
             layers.append({"type": f"{pool}_pool", "kernel": 2, "stride": 2})
             n_pools += 1
@@ -276,6 +300,8 @@ def arch_layers(
     if family == "fl":
         layers.append({"type": "flatten"})
     elif not resolved.per_site:
+        if family == "eqr":
+            layers.append({"type": "group_pool", "mode": _one_of(a, "group_pool", GLOBAL_POOLS)})
         layers.append({"type": "global_pool", "mode": _one_of(a, "global_pool", GLOBAL_POOLS)})
     linear_activation = _flag(a, "linear_activation")
     for j in range(n_linear - 1):
@@ -311,8 +337,12 @@ def arch_spec(
     task: str | None = None,
     head: Head | Mapping[str, Any] | None = None,
     lattice_size: Sequence[int],
+    group: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """A complete model spec for :func:`scalar_ml.models.build_model`, checked on ``lattice_size``.
+
+    ``group``: generators of the point group of a family ``eqr`` network (default
+    :data:`EQR_GROUP`, ``[P, TC]``); the other families ignore it.
 
     The output is ``head``'s, or ``task``'s (:func:`resolve_head`); ``task``, when given, is
     recorded in the spec. ``lattice_size = (nt, nx)`` is the training lattice (``(N_0, …,
@@ -351,6 +381,15 @@ def arch_spec(
     spec: dict[str, Any] = {"family": family}
     if dims != 2:
         spec["dims"] = dims
+    if family == "eqr":
+        from scalar_ml.models.group import parse_group
+
+        names = list(EQR_GROUP) if group is None else to_plain(group)
+        try:
+            parse_group(names)
+        except SpecError as exc:
+            raise InvalidArchitectureError(str(exc)) from exc
+        spec["group"] = list(names)
     if task is not None:
         spec["task"] = task
     spec.update(
@@ -400,16 +439,17 @@ def describe_layers(
     n = len(layers)
     reduced = any(layer["type"] in ("global_pool", "flatten") for layer in layers)
     output_kinds = ("linear",) if reduced else ("linear", "conv")
+    conv_names = {"conv": "Conv", "lift_conv": "LiftConv", "group_conv": "GroupConv"}
     for index, layer in enumerate(layers):
         kind = layer["type"]
         following = layers[index + 1]["type"] if index + 1 < n else None
-        if kind in ("conv", "linear"):
+        if kind in ("linear", *conv_names):
             bias = bool(layer.get("bias", True))
             biases.append(bias)
-            if kind == "conv":
+            if kind in conv_names:
                 k = layer["kernel"]
                 extents = (k,) * dims if isinstance(k, int) else tuple(k)
-                text = f"Conv{'x'.join(map(str, extents))}({channels},{layer['out']})"
+                text = f"{conv_names[kind]}{'x'.join(map(str, extents))}({channels},{layer['out']})"
             else:
                 text = f"Linear({'?' if channels is None else channels},{layer['out']})"
             channels = int(layer["out"])
@@ -423,6 +463,8 @@ def describe_layers(
             parts.append("AvgPool" if kind == "avg_pool" else "MaxPool")
         elif kind == "global_pool":
             parts.append(f"Global{str(layer['mode']).capitalize()}Pool")
+        elif kind == "group_pool":
+            parts.append(f"Group{str(layer['mode']).capitalize()}Pool")
         elif kind == "flatten":
             parts.append("Flatten")
             if flattened_size is None or channels is None:

@@ -9,6 +9,10 @@ A :class:`Task` says, for one learning problem on lattice configurations:
   which configurations get open worms (:meth:`Task.training_counts` for training data,
   :meth:`Task.cell_counts` for one cell of an evaluation grid), and the labels, always recomputed from
   the configurations themselves and checked against the intent;
+- **how the targets transform** under a point symmetry of the lattice (:meth:`Task.transform_targets`,
+  :meth:`Task.transforms_targets`): invariant by default (per-configuration targets), a moved site
+  field for per-site targets; the data module's ``augment`` option labels transformed training
+  configurations with it;
 - **the network's head** (:meth:`Task.head`): the number of outputs and the final activation of its
   presets and searched networks (a sigmoid for probabilities);
 - **the loss** (:meth:`Task.loss`, and per configuration :meth:`Task.sample_loss`), on the logits
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
 
     from scalar_ml.evaluation.plots import Figure
     from scalar_ml.physics.params import Lattice, PhysicsParams
+    from scalar_ml.physics.symmetry import LatticeSymmetry
 
 __all__ = ["ClosedSample", "Metric", "Outputs", "Task"]
 
@@ -178,6 +183,13 @@ class Task:
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """A task pickles as its registry lookup (its metrics hold lambdas; spawned DDP workers and
+        data-loader processes look the same task up again)."""
+        from scalar_ml.tasks import get_task
+
+        return get_task, (self.name,)
+
     @property
     def grid_name(self) -> str:
         """The default evaluation grid's config name."""
@@ -244,6 +256,40 @@ class Task:
         """``(inputs, targets)`` from closed configurations: worms inserted per ``counts``, labels
         recomputed from the result and checked (a mismatch raises ``RuntimeError``)."""
         raise NotImplementedError(f"task {self.name!r} does not implement make_examples")
+
+    # -- point symmetries -----------------------------------------------------------------------------
+    def transforms_targets(self, element: LatticeSymmetry) -> bool:
+        """Whether the targets of ``element·x`` follow from the targets of ``x`` alone, i.e. whether
+        :meth:`transform_targets` is defined for ``element``.
+
+        Default: every element for per-configuration targets (invariant, see
+        :meth:`transform_targets`); none for per-site targets, so that a per-site task says how its
+        fields move before its data can be augmented.
+        """
+        return not self.per_site
+
+    def transform_targets(self, element: LatticeSymmetry, targets: Any) -> Any:
+        """The targets of the transformed configurations ``element·x`` from the targets of ``x``.
+
+        ``targets`` is ``(N, d)`` or ``(N, C, Nt, Nx)`` (numpy or torch), every row transformed by
+        the same ``element`` (a point symmetry, :mod:`scalar_ml.physics.symmetry`); the result is
+        a new array of the same kind. Augmented training data (``data.augment``) are labelled with
+        it, so it must equal the labels recomputed from ``element·x`` (``tests/tasks`` checks it on
+        configurations for every element :meth:`transforms_targets` admits).
+
+        Default: invariant (the targets are returned as a copy), the rule for per-configuration
+        targets such as a worm count; a ``ValueError`` for elements :meth:`transforms_targets`
+        refuses.
+        """
+        self._check_transforms(element)
+        return targets * 1  # a new array (numpy or torch), unchanged values
+
+    def _check_transforms(self, element: LatticeSymmetry) -> None:
+        if not self.transforms_targets(element):
+            raise ValueError(
+                f"task {self.name}: the targets {list(self.targets)} of {element.name}·x do not "
+                f"follow from those of x (no target transformation for {element.name})"
+            )
 
     # -- learning -------------------------------------------------------------------------------------
     def raw_output(self, net: Any, x: torch.Tensor) -> torch.Tensor:

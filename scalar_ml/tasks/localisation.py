@@ -17,6 +17,8 @@ configuration and checked against the intent (``Σ_x |div_x k| = 2M``).
   count is exact), ``pred_mean`` and ``pred_std`` of :math:`\hat M`.
 - **Data** as task 3: 0 and 5 worms at its two training points on 8×8 (``conf/task/localisation.yaml``);
   an evaluation cell with ``M`` worms puts ``M`` into every configuration.
+- **Symmetries**: the map is a scalar site field, so a point symmetry moves it with the sites
+  (:meth:`LocalisationTask.transform_targets`).
 - **Networks**: EQ is fully convolutional (translation *equivariant*: rolling the input rolls the
   map, on any lattice size), ST a strided encoder with upsampling, FL flatten + dense to
   ``Nt·Nx`` outputs (``conf/presets/localisation/``).
@@ -92,6 +94,14 @@ class LocalisationTask(ViolationTask):
         Metric("pred_mean", "mean", _count),
         Metric("pred_std", "spread", _count),
     )
+
+    def transforms_targets(self, element: Any) -> bool:
+        return True
+
+    def transform_targets(self, element: Any, targets: Any) -> Any:
+        """End points move with their sites: ``|div' k'|(Ax) = |c·div k(x)| = |div k|(x)``, a scalar
+        site field (``element.apply_sites``; charge conjugation only flips the sign of div k)."""
+        return element.apply_sites(targets)
 
     def training_counts(self, rng: np.random.Generator, n: int, worms: Sequence[int]) -> np.ndarray:
         return even_spread(rng, n, worms)

@@ -5,6 +5,10 @@ the theory's measurement (:meth:`scalar_ml.physics.theory.Theory.measure`) and c
 values stored with the ensemble: a disagreement means a damaged cache entry or a measurement bug and
 raises ``RuntimeError``. Loss: mean squared error over both targets (equal weight).
 
+Symmetries (:meth:`ObservablesTask.transform_targets`): ``|φ|²`` is invariant under every point
+symmetry, ``n`` changes sign with ``T`` or ``C`` alone (like μ) and is kept by ``P`` and ``TC``; the
+swap ``S`` maps ``n`` to the spatial winding, which the targets do not determine.
+
 Metrics: ``mse_n`` and ``mse_phi2`` (also logged in training), and the means of prediction and Monte
 Carlo value, ``pred_n``, ``mc_n``, ``pred_phi2``, ``mc_phi2`` (their comparison across the Silver
 Blaze onset is the task's main figure, :func:`observables_vs_scan`).
@@ -58,6 +62,21 @@ class ObservablesTask(Task):
             for prefix, which in (("pred", "pred"), ("mc", "target"))
         ),
     )
+
+    def transforms_targets(self, element: Any) -> bool:
+        """Every element without the swap ``S``: ``S`` turns the temporal winding (``n``) into the
+        spatial one, which ``(n, |φ|²)`` do not determine."""
+        return not element.swap
+
+    def transform_targets(self, element: Any, targets: Any) -> Any:
+        """``n -> c·s_t·n`` (it flips with ``T`` or ``C`` alone, like μ), ``|φ|²`` is invariant
+        (``f_x`` moves with its site): :mod:`scalar_ml.physics.symmetry`."""
+        self._check_transforms(element)
+        out = targets * 1
+        if element.mu_image(1.0) < 0:  # the sign c·s_t by which n and mu change
+            i = self.targets.index("n")
+            out[:, i] = -out[:, i]
+        return out
 
     def make_examples(
         self,

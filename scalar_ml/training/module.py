@@ -49,10 +49,15 @@ class _SplitMetrics(nn.Module):
 
     def __init__(self, task: Task) -> None:
         super().__init__()
-        self.definitions = task.training_metrics()
+        self.task = task  # pickles as its registry lookup (spawned DDP workers); its metrics do not
         self.loss = MeanMetric()
         self.numerators = nn.ModuleList(SumMetric() for _ in self.definitions)
         self.denominators = nn.ModuleList(SumMetric() for _ in self.definitions)
+
+    @property
+    def definitions(self) -> tuple[Any, ...]:
+        """The task's training metrics, in logging order."""
+        return self.task.training_metrics()
 
     def update(self, loss: torch.Tensor, outputs: Any) -> None:
         self.loss.update(loss.detach(), weight=outputs.target.shape[0])

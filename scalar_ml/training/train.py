@@ -45,7 +45,15 @@ from scalar_ml.training.utils import (
     write_json_atomic,
 )
 
-__all__ = ["TrainingPlan", "holds_results", "plan_training", "run", "train"]
+__all__ = [
+    "TRAINER_INTEGERS",
+    "TrainingPlan",
+    "check_trainer",
+    "holds_results",
+    "plan_training",
+    "run",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +115,42 @@ def _instantiate(node: Any, what: str, **kwargs: Any) -> Any:
     except InstantiationException as exc:
         cause = exc.__cause__
         if isinstance(cause, ValueError | TypeError | FileNotFoundError):
-            raise type(cause)(f"{what}: {cause}") from exc
+            message = str(cause)
+            raise type(cause)(
+                message if message.startswith(what) else f"{what}: {message}"
+            ) from exc
         raise
+
+
+#: Trainer options that must be integers (``None`` allowed where Lightning allows it), checked
+#: before the Trainer is built: Lightning itself fails on e.g. ``max_epochs=1.5`` only mid-fit.
+TRAINER_INTEGERS: dict[str, tuple[int, bool]] = {
+    "max_epochs": (-1, True),
+    "min_epochs": (0, True),
+    "max_steps": (-1, False),
+    "min_steps": (0, True),
+    "check_val_every_n_epoch": (1, True),
+    "log_every_n_steps": (1, True),
+    "accumulate_grad_batches": (1, False),
+    "num_sanity_val_steps": (-1, True),
+}
+
+
+def check_trainer(trainer: Any) -> None:
+    """The integer options of ``cfg.trainer`` (:data:`TRAINER_INTEGERS`) and ``gradient_clip_val``.
+
+    >>> check_trainer({"max_epochs": 1.5})
+    Traceback (most recent call last):
+    ...
+    scalar_ml.config.ConfigError: trainer.max_epochs must be null or an integer >= -1, got 1.5
+    """
+    from scalar_ml.config import number
+
+    for key, (minimum, optional) in TRAINER_INTEGERS.items():
+        if key in trainer:
+            integer(f"trainer.{key}", trainer[key], minimum=minimum, optional=optional)
+    if trainer.get("gradient_clip_val") is not None:
+        number("trainer.gradient_clip_val", trainer["gradient_clip_val"], minimum=0)
 
 
 def _best_checkpoint_callback(trainer: Any) -> Any:
@@ -214,12 +256,17 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
     if not do_train and ckpt_path is None:
         raise UserError("train=false evaluates a checkpoint: give ckpt_path=<path to a .ckpt>")
     threads = integer("cpu_threads", cfg.get("cpu_threads"), minimum=1, optional=True)
+    check_trainer(cfg.trainer)
     # Under DDP, Lightning re-runs this script for ranks >= 1 with the same run directory: only
     # rank 0 checks it and writes files; the others take rank 0's seed from the environment.
     rank = _global_rank()
     if rank == 0:
         call_checked(check_fresh_output_dir, output_dir)
-    ckpt_info = read_checkpoint_info(ckpt_path) if ckpt_path is not None else {}
+    ckpt_info = (
+        call_checked(read_checkpoint_info, ckpt_path, what="ckpt_path")
+        if ckpt_path is not None
+        else {}
+    )
     requested = cfg.get("seed")
     if requested is None and rank != 0 and os.environ.get("PL_GLOBAL_SEED") is not None:
         requested = int(os.environ["PL_GLOBAL_SEED"])
@@ -254,6 +301,8 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
     log.info("data <%s>", cfg.data._target_)
     datamodule = call_checked(_instantiate, cfg.data, "data")
     call_checked(_check_model_data, model, datamodule)
+    if ckpt_path is not None:
+        _check_resumed_network(model, ckpt_info.get("network") or {}, ckpt_path)
     _check_optimized_metric(cfg.get("optimized_metric"), model.task)
 
     callbacks = call_checked(instantiate_dict, cfg.get("callbacks"), "callbacks")
@@ -287,6 +336,27 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
         loggers=loggers,
         trainer=trainer,
         resolved=resolved,
+    )
+
+
+def _check_resumed_network(model: Any, stored: dict[str, Any], ckpt_path: Path) -> None:
+    """A resumed run must build the network the checkpoint holds (same task, same parameters)."""
+    shapes = stored.get("shapes")
+    if not shapes:
+        return
+    built = {str(k): tuple(v.shape) for k, v in model.state_dict().items()}
+    if stored.get("task") == model.task.name and built == shapes:
+        return
+
+    stored_net = f"a {stored.get('task')} network ({stored.get('preset') or 'custom layers'})"
+    built_net = f"a {model.task.name} network ({model.hparams.get('preset') or 'custom layers'})"
+    if built_net == stored_net:
+        built_net += " with other parameter shapes"
+    preset = stored.get("preset")
+    fix = f"task={stored.get('task')}" + (f" model.preset={preset}" if preset else "")
+    raise UserError(
+        f"ckpt_path {str(ckpt_path)!r} holds {stored_net}, but this run builds {built_net}: "
+        f"resume with the checkpoint's network ({fix}) or train anew without ckpt_path"
     )
 
 
@@ -347,10 +417,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             a network that does not fit), before any work (:func:`plan_training`).
         DivergedError: the loss became NaN/inf (metrics.json records it first).
     """
+    t_start = time.perf_counter()
+    plan = plan_training(cfg)  # first: a mistake of the input is reported without heavy imports
     from scalar_ml.training.module import DivergedError
 
-    t_start = time.perf_counter()
-    plan = plan_training(cfg)
     _write_config(plan)
     trainer, model, datamodule = plan.trainer, plan.model, plan.datamodule
     do_train, ckpt_path = plan.do_train, plan.ckpt_path
@@ -434,18 +504,21 @@ def run(cfg: DictConfig) -> float | None:
     built for the training lattice returns that penalty instead of raising, so that the sampler
     learns to avoid the region rather than ignoring a failed trial.
     """
-    from scalar_ml.training.module import DivergedError
-
     penalty = float(cfg.get("divergence_penalty", 1.0e6))
     invalid_penalty = cfg.get("invalid_architecture_penalty")
     try:
         metrics = train(cfg)
-    except DivergedError:
-        log.error("returning the divergence penalty %g as the objective", penalty)
-        return penalty
     except Exception as exc:
+        if not isinstance(exc, UserError):  # (a user's mistake is reported without importing torch)
+            from scalar_ml.training.module import DivergedError
+
+            if isinstance(exc, DivergedError):
+                log.error("returning the divergence penalty %g as the objective", penalty)
+                return penalty
+        if invalid_penalty is None:
+            raise
         spec_error = _spec_error_in_chain(exc)
-        if invalid_penalty is None or spec_error is None:
+        if spec_error is None:
             raise
         log.error("invalid network (%s): returning the penalty %g", spec_error, invalid_penalty)
         return float(invalid_penalty)

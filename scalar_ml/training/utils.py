@@ -21,6 +21,7 @@ __all__ = [
     "draw_seed",
     "instantiate_dict",
     "jsonable",
+    "load_error",
     "read_checkpoint_info",
     "resolve_seed",
     "validate_seed",
@@ -53,12 +54,28 @@ def check_ckpt_path(ckpt_path: Any) -> Path | None:
         raise ValueError(f"ckpt_path must be a file path or null, got {ckpt_path!r}")
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
-        hint = ""
-        if path.parent.is_dir():
-            found = sorted(p.name for p in path.parent.glob("*.ckpt"))
-            hint = f"; checkpoints in {path.parent}: {', '.join(found) or 'none'}"
-        raise FileNotFoundError(f"ckpt_path {str(path)!r} does not exist or is not a file{hint}")
+        found = sorted(p.name for p in path.parent.glob("*.ckpt")) if path.parent.is_dir() else []
+        hint = (
+            f"; {path.parent} holds {', '.join(found)}"
+            if found
+            else "; give a checkpoint file, e.g. ckpt_path=<run dir>/checkpoints/last.ckpt"
+        )
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"ckpt_path {str(path)!r} {what}{hint}")
     return path.resolve()
+
+
+def load_error(path: Path, exc: BaseException) -> ValueError:
+    """A one-line ``ValueError`` for a checkpoint ``torch.load(..., weights_only=True)`` cannot read."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        reason = (
+            "it holds objects other than tensors and plain data, which weights-only loading "
+            "refuses (not a checkpoint written by train.py?)"
+        )
+    else:
+        reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return ValueError(f"cannot read checkpoint {str(path)!r}: {reason}")
 
 
 def read_checkpoint_info(path: Path) -> dict[str, Any]:
@@ -66,18 +83,29 @@ def read_checkpoint_info(path: Path) -> dict[str, Any]:
 
     Also ``previous_best``: ``(path, score)`` of the best checkpoint the ``val/loss``
     ``ModelCheckpoint`` had recorded (``None`` if unknown), so that a resumed run (which writes into
-    a new directory) can still evaluate the overall best epoch.
+    a new directory) can still evaluate the overall best epoch; and ``network``: the stored
+    network's ``task``, ``preset`` and parameter ``shapes`` (``{name: shape}``), which a resumed run
+    must match.
     """
     import torch
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unreadable: tell which file and why, before any work
-        raise ValueError(f"cannot read checkpoint {str(path)!r}: {exc}") from exc
+        raise load_error(path, exc) from exc
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"{str(path)!r} is not a Lightning checkpoint (no state_dict)")
     info = ckpt.get("scalar_ml")
     out = dict(info) if isinstance(info, Mapping) else {}
+    hp = ckpt.get("hyper_parameters")
+    hp = hp if isinstance(hp, Mapping) else {}
+    out["network"] = {
+        "task": hp.get("task"),
+        "preset": hp.get("preset"),
+        "shapes": {
+            str(k): tuple(v.shape) for k, v in ckpt["state_dict"].items() if hasattr(v, "shape")
+        },
+    }
     out["previous_best"] = None
     for key, state in (ckpt.get("callbacks") or {}).items():
         if not (str(key).startswith("ModelCheckpoint") and isinstance(state, Mapping)):

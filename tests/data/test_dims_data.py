@@ -230,6 +230,19 @@ def test_data_module_in_3d_with_translations(tmp_path) -> None:
     assert shifts.shape == (8, 3) and (shifts > 0).any(dim=0).all()
 
 
+@pytest.mark.parametrize("augment", ["symmetry", ["P"]])
+def test_point_group_augmentation_beyond_2d_is_refused_before_sampling(tmp_path, augment) -> None:
+    """The point groups are those of the 2D lattice: data.augment on 3D data is a clear error, raised
+    before any ensemble is generated (augment="none", the default, works: the test above)."""
+    with pytest.raises(ValueError, match="point symmetries here are those of a 2D lattice"):
+        LatticeDataModule(
+            task="counting", lattice="4x3x5", n_train=8, n_val=2, n_test=0, batch_size=4,
+            points={"a": {"eta": 6.01, "lam": 1.0, "mu": 1.0}}, worms=[0, 1],
+            augment=augment, cache_dir=str(tmp_path / "cache"),
+        )  # fmt: skip
+    assert not (tmp_path / "cache").exists()
+
+
 def test_cache_keys_2d_unchanged_and_3d_by_shape() -> None:
     p = PhysicsParams(4.01, 1.0, 1.0)
     two = EnsembleRequest.create(p, Lattice(8, 8), 100, 1).key_payload()

@@ -1,4 +1,4 @@
-"""Every command of the README's "Evaluation" section runs (tiny sizes appended; logs/example -> a temp dir)."""
+"""Every command of docs/evaluation.md and docs/experiments.md runs (tiny sizes appended; logs/example -> a temp dir)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 from app_helpers import subprocess_env
+from doc_pages import doc_page
 from evaluation_helpers import TINY_SAMPLER, TINY_TRAIN
-from readme_sections import readme_section
 
 from scalar_ml.evaluation.grid import list_grids
 from scalar_ml.evaluation.reproduce import experiment_names, load_plans
 from scalar_ml.paths import PROJECT_ROOT
 
 EXPERIMENTS = experiment_names()
+DOCS = PROJECT_ROOT / "docs"
 
 #: Appended to every documented evaluate.py command: few configurations, short chains, two sizes.
 TINY_EVAL = [*TINY_SAMPLER, "grid.n_configs=8", "progress=false"]
@@ -30,8 +31,9 @@ SMALL_GRID = [
 
 
 def doc_commands() -> list[str]:
-    """The ``python ...`` lines of the ```bash blocks of the README's "Evaluation" section, in order."""
-    blocks = re.findall(r"```bash\n(.*?)```", readme_section("Evaluation"), flags=re.S)
+    """The ``python ...`` lines of the ```bash blocks of the evaluation and experiments pages, in order."""
+    text = doc_page("evaluation") + doc_page("experiments")
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
     return [
         line.strip()
         for b in blocks
@@ -57,8 +59,10 @@ def test_doc_commands_name_existing_scripts_grids_and_experiments() -> None:
             if a.startswith("experiment="):
                 seen_experiments.add(a.split("=", 1)[1])
     assert seen_experiments <= set(EXPERIMENTS)
-    # every experiment of the table is one that exists
-    table = set(re.findall(r"^\| `([a-z0-9_]+)` \|", readme_section("Evaluation"), flags=re.M))
+    # every experiment is in a table of a docs page (docs/experiments.md; the symmetry study's are
+    # in docs/symmetry.md)
+    pages = [p.read_text() for p in DOCS.glob("*.md")]
+    table = {e for text in pages for e in re.findall(r"^\| `([a-z0-9_]+)` \|", text, flags=re.M)}
     assert set(EXPERIMENTS) <= table
 
 

@@ -27,6 +27,10 @@ EXPECTED = {
     "localisation_generalization": ("localisation", (8, 8)),  # task 4, not in the seed
     "counting_generalization_3d": ("counting", (8, 8, 8)),  # 2+1D, not in the seed
     "obs_sizes_3d": ("observables", (60, 4, 4)),  # 2+1D, not in the seed
+    "symmetry_samples": ("observables", (60, 4)),  # the symmetry study (issue 15)
+    "symmetry_detection": ("detection", (8, 8)),
+    "symmetry_counting": ("counting", (8, 8)),
+    "symmetry_counting_long": ("counting", (8, 8)),
 }
 
 

@@ -353,10 +353,3 @@ def test_kernel_larger_than_the_lattice_is_refused() -> None:
         SpecError, match=re.escape("layer 0 (lift_conv): kernel 3×3 is larger than the 2×5 lattice")
     ):
         model(configs(1, 2, 5, torch.float32))
-
-
-def test_the_architecture_search_space_refuses_eqr_clearly() -> None:
-    from scalar_ml.search.space import InvalidArchitectureError, arch_layers
-
-    with pytest.raises(InvalidArchitectureError, match="family 'eqr' has no architecture search"):
-        arch_layers({}, "eqr", task="counting")

@@ -469,6 +469,7 @@ def test_same_test_rejects_elements_that_are_no_symmetries(
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # physics: .ci/run runs it (about 10 s)
 @pytest.mark.parametrize(
     ("eta", "mu", "nt", "nx"),
     [(4.01, 1.0, 60, 4), (4.25, 1.0, 8, 8), (4.01, 1.5, 8, 8)],

@@ -39,7 +39,8 @@ SEARCH_TINY = [
 ]
 STUDY = "shared_counting_eq"
 #: A real server: skipped with the reason where it cannot start, a failure under REQUIRE_SERVICES=1.
-pytestmark = pytest.mark.services
+# Real services take a minute: slow, and run by .ci/run (marker ci) where they are installed.
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.ci]
 
 
 def _pg_bin(name: str) -> str | None:

@@ -35,7 +35,8 @@ from scaleout_helpers import REPO, SAMPLE_MU_GRID, TINY_TRAIN, env_for
 from slurm_helpers import SlurmCluster, SlurmUnavailable, start_slurm_cluster
 
 #: A real cluster: skipped with the reason where it cannot start, a failure under REQUIRE_SERVICES=1.
-pytestmark = pytest.mark.services
+# Real services take a minute: slow, and run by .ci/run (marker ci) where they are installed.
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.ci]
 
 #: One CPU and 1 GB per job: two array tasks fit side by side on the CI's 2-core node.
 SMALL_JOBS = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]

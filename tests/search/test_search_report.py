@@ -298,3 +298,35 @@ def test_retrain_asks_for_the_storage_when_the_password_was_masked(
     with pytest.raises(SystemExit) as info:
         retrain.main([str(sweep), "--dry-run"])
     assert info.value.code == 2 and "pass the real one with --storage" in capsys.readouterr().err
+
+
+def test_report_of_an_eqr_search_counts_with_its_group(tmp_path: Path) -> None:
+    """The point group of an eqr search (model.group) sizes its networks: |H| copies per layer."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="eqr", direction="minimize")
+    study.add_trial(
+        create_trial(
+            params={"model.arch.n_conv": 2},
+            distributions={"model.arch.n_conv": CategoricalDistribution([1, 2])},
+            value=0.1,
+            state=TrialState.COMPLETE,
+        )
+    )
+    base = {**ARCH_DEFAULTS, "kernel_0": 1, "kernel_1": 1, "channels_0": 2, "channels_1": 3}
+    base.update(bias=False, global_pool="sum", group_pool="sum")
+
+    def count(group: list[str] | None) -> int | None:
+        (record,) = write_report(
+            study, tmp_path, task="counting", family="eqr", base_arch=base,
+            lattice_size=(8, 8), penalty=1.0e6, group=group,
+        )  # fmt: skip
+        assert record.architecture.startswith("LiftConv1x1(4,2) GroupConv1x1(2,3)")
+        return record.n_parameters
+
+    # lift 4·2, group |H|·2·3, Linear(3, 1)
+    assert count(None) == 4 * 2 + 4 * 2 * 3 + 3  # the default <P, TC>, |H| = 4
+    assert count(["S", "T", "P", "C"]) == 4 * 2 + 16 * 2 * 3 + 3

@@ -1,4 +1,5 @@
-"""The search spaces: arch -> layer spec translation, the nine hparams_search configs, the seed's winners.
+"""The search spaces: arch -> layer spec translation, the twelve hparams_search configs, the seed's
+winners and the eqr presets as points.
 
 Everything here is in-process and fast: Hydra composes the configs, nothing is trained.
 """
@@ -33,7 +34,7 @@ from scalar_ml.search.space import (
 from scalar_ml.tasks import get_task
 
 TASKS = ("observables", "detection", "counting")  # the seed's tasks (their spaces are in conf/)
-FAMILIES = ("eq", "st", "fl")
+FAMILIES = ("eq", "st", "fl", "eqr")
 SPACES = [f"{task}_{family}" for task in TASKS for family in FAMILIES]
 TRAINING_LATTICE = {"observables": (60, 4), "detection": (8, 8), "counting": (8, 8)}
 ARCH = "model.arch."
@@ -113,7 +114,7 @@ def test_seed_winner_lies_in_its_search_space(preset: str, spaces: dict[str, Any
         assert value in possible(key), f"{preset}: {key}={value!r} not in {possible(key)}"
 
 
-# --------------------------------------------------------------------------- the nine configs
+# --------------------------------------------------------------------------- the twelve configs
 @pytest.mark.parametrize("name", SPACES)
 def test_space_composes_into_a_searchable_optuna_sweep(name: str, spaces: dict[str, Any]) -> None:
     task, family = name.split("_")
@@ -146,8 +147,11 @@ def test_space_composes_into_a_searchable_optuna_sweep(name: str, spaces: dict[s
     searched = {key.removeprefix(ARCH) for key in params if key.startswith(ARCH)}
     assert {f"kernel_{i}" for i in range(MAX_CONV)} <= searched
     assert {f"channels_{i}" for i in range(MAX_CONV)} <= searched
-    assert ("pool_0" in searched) == (family != "eq")
+    assert ("pool_0" in searched) == (family in ("st", "fl"))
     assert ("global_pool" in searched) == (family != "fl")
+    assert ("group_pool" in searched) == (family == "eqr")
+    if family == "eqr":
+        assert list(cfg.model.group) == ["P", "TC"]
 
 
 @pytest.mark.parametrize("name", SPACES)
@@ -421,3 +425,94 @@ class _Rescale(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.mask
+
+
+# --------------------------------------------------------------------------- family eqr
+#: The eqr presets (conf/presets/<task>/eqr*.yaml) as points of the space, with their group.
+EQR_POINTS: dict[str, tuple[list[str], dict[str, Any]]] = {
+    "counting/eqr_1": (["P", "TC"], {
+        "n_conv": 4, "kernel_0": 1, "kernel_1": 2, "kernel_2": 2, "kernel_3": 1,
+        "channels_0": 17, "channels_1": 4, "channels_2": 8, "channels_3": 4,
+        "group_pool": "sum", "global_pool": "sum", "n_linear": 1, "bias": False}),
+    "counting/eqr_2": (["P", "TC"], {
+        "n_conv": 4, "kernel_0": 2, "kernel_1": 2, "kernel_2": 1, "kernel_3": 1,
+        "channels_0": 4, "channels_1": 5, "channels_2": 2, "channels_3": 4,
+        "group_pool": "sum", "global_pool": "sum", "n_linear": 1, "bias": False}),
+    "counting/eqr_full": (["S", "T", "P", "C"], {
+        "n_conv": 4, "kernel_0": 1, "kernel_1": 2, "kernel_2": 2, "kernel_3": 1,
+        "channels_0": 9, "channels_1": 2, "channels_2": 4, "channels_3": 2,
+        "group_pool": "sum", "global_pool": "sum", "n_linear": 1, "bias": False}),
+    "detection/eqr": (["P", "TC"], {
+        "n_conv": 2, "kernel_0": 2, "kernel_1": 1, "channels_0": 20, "channels_1": 20,
+        "group_pool": "max", "global_pool": "max", "n_linear": 2, "linear_0": 32,
+        "bias": True, "bias_hidden": False}),
+    "observables/eqr": (["P", "TC"], {
+        "n_conv": 4, "kernel_0": 1, "kernel_1": 1, "kernel_2": 1, "kernel_3": 2,
+        "channels_0": 33, "channels_1": 24, "channels_2": 40, "channels_3": 40,
+        "group_pool": "avg", "global_pool": "avg", "n_linear": 1, "bias": True}),
+}  # fmt: skip
+
+
+def test_every_eqr_preset_is_covered() -> None:
+    from scalar_ml.models import list_presets
+
+    eqr = {p for p in list_presets() if preset_spec(p)["family"] == "eqr"}
+    assert eqr == set(EQR_POINTS)
+
+
+@pytest.mark.parametrize("preset", sorted(EQR_POINTS))
+def test_eqr_preset_is_reproduced_exactly_by_its_arch_point(preset: str) -> None:
+    group, arch = EQR_POINTS[preset]
+    task = preset.split("/")[0]
+    spec = arch_spec(arch, "eqr", task=task, lattice_size=TRAINING_LATTICE[task], group=group)
+    assert spec["group"] == group == list(preset_spec(preset)["group"])
+    assert _normalised(spec["layers"]) == _normalised(preset_spec(preset)["layers"])
+    assert count_parameters(build_model(spec)) == count_parameters(build_preset(preset))
+
+
+def test_eqr_points_are_invariant_under_their_group() -> None:
+    import torch
+
+    from scalar_ml.models.equivariance import symmetry_error, translation_error
+
+    arch = {"n_conv": 3, "kernel_0": 2, "kernel_1": 3, "kernel_2": 1, "group_pool": "max"}
+    net = build_model(
+        arch_spec(arch, "eqr", task="observables", lattice_size=(60, 4)), dtype=torch.float64
+    )
+    x = torch.randint(-2, 3, (3, 4, 10, 6)).double()
+    assert symmetry_error(net, x) < 1e-12 and translation_error(net, x) < 1e-12
+    assert symmetry_error(net, x, ["T"]) > 1e-6  # not in <P, TC>: the check has power
+
+
+@pytest.mark.parametrize(
+    ("arch", "kwargs", "message"),
+    [
+        ({"pool_0": "avg"}, {}, "family 'eqr' has no strided pooling"),
+        ({"group_pool": "median"}, {}, "arch.group_pool must be one of"),
+        ({}, {"group": ["X"]}, "unknown lattice symmetry 'X'"),
+        ({}, {"group": "P"}, "'group' must be a non-empty list"),
+        ({}, {"head": {"outputs": 1, "per_site": True}}, "family 'eqr' has no site-output"),
+        ({"kernel_0": 9}, {}, "does not fit the 8×8 training lattice"),
+    ],
+)
+def test_eqr_points_outside_the_space_are_refused(
+    arch: dict[str, Any], kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidArchitectureError, match=re.escape(message)):
+        arch_spec(arch, "eqr", task="counting", lattice_size=(8, 8), **kwargs)
+
+
+def test_searchable_model_config_builds_an_eqr_module() -> None:
+    from hydra.utils import instantiate
+
+    group, arch = EQR_POINTS["counting/eqr_full"]
+    overrides = ["task=counting", "model=searchable", "model.family=eqr"]
+    overrides += [f"model.group=[{','.join(group)}]"]
+    overrides += [
+        f"model.arch.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in arch.items()
+    ]
+    module = instantiate(_compose(overrides).model)
+    assert module.net.family == "eqr" and module.hparams["n_parameters"] == 1830
+    assert module.hparams["spec"]["group"] == group
+    plain = instantiate(_compose(["task=counting", "model=searchable"]).model)
+    assert plain.net.family == "eq" and "group" not in plain.hparams["spec"]  # eq ignores it

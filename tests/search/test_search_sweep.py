@@ -1,4 +1,4 @@
-"""Real sweeps in subprocesses: the commands of the README's "Architecture search" section, run with a tiny data set appended.
+"""Real sweeps in subprocesses: the commands of docs/search.md, run with a tiny data set appended.
 
 - the first sweep writes the study (SQLite), optimization_results.yaml, the report and the PNGs;
 - running the same command again adds trials to the same study (3 then 6), with new points;
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from readme_sections import readme_section
+from doc_pages import doc_page
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -43,8 +43,8 @@ SHRINK = {"hydra.sweeper.n_trials": "3", "data.n_train": "32", "trainer.max_epoc
 
 
 def doc_commands() -> list[str]:
-    """The commands of the ```bash blocks of the README's "Architecture search" section, in order."""
-    blocks = re.findall(r"```bash\n(.*?)```", readme_section("Architecture search"), flags=re.S)
+    """The commands of the ```bash blocks of docs/search.md, in order."""
+    blocks = re.findall(r"```bash\n(.*?)```", doc_page("search"), flags=re.S)
     return [
         line.strip()
         for block in blocks

@@ -139,3 +139,13 @@ def test_heads_match_the_presets(name: str) -> None:
         net = build_preset(preset)
         assert (net.out_features, net.output) == (head.outputs, head.output), preset
         assert net.ends_with_sigmoid == (head.activation == "sigmoid"), preset
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_task_pickles_as_its_registry_lookup(name: str) -> None:
+    """Spawned DDP workers unpickle the LightningModule: a task (whose metrics hold lambdas) must
+    pickle, and come back as the very registry object."""
+    import pickle
+
+    task = get_task(name)
+    assert pickle.loads(pickle.dumps(task)) is task

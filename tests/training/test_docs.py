@@ -1,4 +1,4 @@
-"""The README's "Training" section cannot rot: every documented command composes (fast) and runs (slow).
+"""docs/training.md cannot rot: every documented command composes (fast) and runs (slow).
 
 Commands are the lines of the ``bash`` blocks, except those marked ``# not run by tests``. For the
 runs, tiny data/sampler overrides are appended to ``python train.py`` lines (only for keys the
@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 from app_helpers import subprocess_env
+from doc_pages import doc_page, run_scripts, runnable_blocks
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from readme_sections import readme_section
-from training_helpers import REPO, TINY_SAMPLER, WARNING_FILTERS
+from training_helpers import TINY_SAMPLER, WARNING_FILTERS
 
 from scalar_ml.paths import CONF_DIR
 from scalar_ml.tasks import task_names
 
 pytestmark = [pytest.mark.filterwarnings(f) for f in WARNING_FILTERS]
 
-SKIP_MARK = "# not run by tests"
 #: Appended to documented `python train.py` commands for the runs (keys the command sets win).
 DOC_TINY = [
     *TINY_SAMPLER,
@@ -39,35 +37,13 @@ DOC_TINY = [
 ]
 
 
-def bash_blocks(text: str) -> list[list[str]]:
-    """The lines of every ```bash block (continuation-free, as the doc is written)."""
-    blocks, current = [], None
-    for line in text.splitlines():
-        if current is None and line.strip() == "```bash":
-            current = []
-        elif current is not None and line.strip() == "```":
-            blocks.append(current)
-            current = None
-        elif current is not None and line.strip():
-            current.append(line.rstrip())
-    assert current is None, "unterminated ```bash block"
-    return blocks
-
-
-def _strip_comment(line: str) -> str:
-    return re.sub(r"\s+#\s.*$", "", line)
-
-
-def runnable_blocks() -> list[list[str]]:
-    return [
-        [_strip_comment(line) for line in b if SKIP_MARK not in line]
-        for b in bash_blocks(readme_section("Training"))
-    ]
+def training_blocks() -> list[list[str]]:
+    return runnable_blocks(doc_page("training"))
 
 
 def train_commands() -> list[str]:
     return [
-        line for block in runnable_blocks() for line in block if line.startswith("python train.py")
+        line for block in training_blocks() for line in block if line.startswith("python train.py")
     ]
 
 
@@ -93,7 +69,7 @@ def test_docs_have_the_required_recipes() -> None:
         assert needle in text, needle
     others = [
         line
-        for block in runnable_blocks()
+        for block in training_blocks()
         for line in block
         if not line.startswith("python train.py")
     ]
@@ -147,14 +123,7 @@ def test_documented_commands_run(tiny_cache: Path, tmp_path: Path) -> None:
     """Slow: run every runnable block for real (tiny data) in order, as a user would."""
     logs = tmp_path / "logs"
     env = subprocess_env(tiny_cache, tmp_path)
-    for i, block in enumerate(runnable_blocks()):
-        script = _prepare(block, logs)
-        proc = subprocess.run(
-            ["bash", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
-        )
-        assert proc.returncode == 0, (
-            f"block {i} failed:\n{script}\n--- stderr ---\n{proc.stderr[-4000:]}"
-        )
+    run_scripts([_prepare(block, logs) for block in training_blocks()], env, timeout=900)
     runs = sorted((logs / "train" / "runs").iterdir())
     assert all((r / "metrics.json").exists() for r in runs), [
         r for r in runs if not (r / "metrics.json").exists()

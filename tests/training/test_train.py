@@ -232,7 +232,7 @@ def test_wandb_offline_run_lands_in_the_run_dir_and_is_finished(
 
 
 def test_quickstart_cli_writes_checkpoint_and_metrics(tiny_cache: Path, tmp_path: Path) -> None:
-    """The README quickstart, through the real CLI, with tiny data appended."""
+    """The quickstart of docs/training.md, through the real CLI, with tiny data appended."""
     run_dir = tmp_path / "quickstart"
     cmd = [
         sys.executable,
