@@ -21,7 +21,7 @@ import functools
 import numpy as np
 import pytest
 from mc_helpers import DualSeries, dual_series, reference_run
-from physics_tolerances import N_SIGMA, McPoint, assert_agrees, check_mc
+from physics_tolerances import CI_ONLY, N_SIGMA, McPoint, assert_agrees, check_mc
 
 from scalar_ml.physics import PhiReferenceRun, autocorrelation, free_field_observables
 
@@ -86,27 +86,27 @@ INTERACTING_POINTS_ND = [
     pytest.param(  # tight: <|phi|^2> to 1 %, <n> to 5 %
         McPoint(6.01, 1.0, 0.5, 3, 3, 150_000, n_ref=480_000, n_rel_sigma=0.05 / 8,
                 extra_space=(3,)),
-        marks=pytest.mark.slow, id="3x3x3-tight",
+        marks=CI_ONLY, id="3x3x3-tight",
     ),
     pytest.param(  # three extents, average phase 0.44; <n> to 2 %
         McPoint(6.01, 1.0, 1.0, 4, 3, 130_000, n_ref=1_300_000, phi2_rel_sigma=0.012 / 8,
                 n_rel_sigma=0.02 / 8, extra_space=(2,)),
-        marks=pytest.mark.slow, id="4x3x2",
+        marks=CI_ONLY, id="4x3x2",
     ),
     pytest.param(  # Nt = 2: S_I = 0 identically; <|phi|^2> to 2 %, <n> to 4 %
         McPoint(6.01, 1.0, 1.0, 2, 2, 77_000, n_ref=570_000, phi2_rel_sigma=0.02 / 8,
                 n_rel_sigma=0.04 / 8, extra_space=(2,)),
-        marks=pytest.mark.slow, id="2x2x2",
+        marks=CI_ONLY, id="2x2x2",
     ),
     pytest.param(  # a larger lattice without sign problem: <|phi|^2> to 1 %
         McPoint(6.01, 1.0, 0.0, 6, 6, 6200, n_ref=18_000, n_abs_sigma=0.001 / 8,
                 extra_space=(6,)),
-        marks=pytest.mark.slow, id="6x6x6-mu0",
+        marks=CI_ONLY, id="6x6x6-mu0",
     ),
     pytest.param(  # 4D, average phase 0.79; <|phi|^2> to 2 %, <n> = 0.047 to 25 %
         McPoint(8.01, 1.0, 0.5, 4, 2, 44_000, n_ref=280_000, phi2_rel_sigma=0.02 / 8,
                 n_rel_sigma=0.25 / 8, extra_space=(2, 2)),
-        marks=pytest.mark.slow, id="4x2x2x2",
+        marks=CI_ONLY, id="4x2x2x2",
     ),
 ]  # fmt: skip
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mc_helpers import DualSeries, dual_series
-from physics_tolerances import N_SIGMA, McPoint, check_mc
+from physics_tolerances import CI_ONLY, N_SIGMA, McPoint, check_mc
 
 from scalar_ml.physics import autocorrelation, free_field_observables, generate_ensemble
 from scalar_ml.physics.params import Lattice, PhysicsParams
@@ -32,19 +32,19 @@ FREE_POINTS_ND = [
     # ---- slow: <|phi|^2> to 1 % -----------------------------------------------------------------
     pytest.param(
         McPoint(8.5, 0.0, 0.6, 4, 4, 39_000, n_rel_sigma=0.06 / 8, extra_space=(4, 4)),
-        marks=pytest.mark.slow, id="4x4x4x4-spec-tight",
+        marks=CI_ONLY, id="4x4x4x4-spec-tight",
     ),
     pytest.param(  # Nt < Nx, three different extents, large mu; <n> = 0.13 to 4 %
         McPoint(7.0, 0.0, 0.8, 3, 4, 62_000, n_rel_sigma=0.04 / 8, extra_space=(5,)),
-        marks=pytest.mark.slow, id="3x4x5",
+        marks=CI_ONLY, id="3x4x5",
     ),
     pytest.param(  # 4D, non-cubic, an extent 2; <n> = 0.034 to 8 %
         McPoint(8.3, 0.0, 0.3, 4, 3, 130_000, n_rel_sigma=0.08 / 8, extra_space=(3, 2)),
-        marks=pytest.mark.slow, id="4x3x3x2",
+        marks=CI_ONLY, id="4x3x3x2",
     ),
     pytest.param(  # 4D hypercube, mu = 0
         McPoint(8.2, 0.0, 0.0, 3, 3, 89_000, n_abs_sigma=0.002 / 8, extra_space=(3, 3)),
-        marks=pytest.mark.slow, id="3x3x3x3-mu0",
+        marks=CI_ONLY, id="3x3x3x3-mu0",
     ),
 ]  # fmt: skip
 
