@@ -24,7 +24,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from physics_tolerances import McPoint, Shifted
+from physics_tolerances import N_SIGMA, McPoint, Shifted
 
 from scalar_ml.physics import (
     AutocorrResult,
@@ -136,3 +136,16 @@ def reference_run(
         quenched={k: stack(lambda p, k=k: p.quenched[k]) for k in parts[0].quenched},
         meta={**parts[0].meta, "bin": REF_BIN, "calls": n_calls},
     )
+
+
+#: Smallest average phase of a φ-reference run: below it the reweighting is too noisy to referee.
+MIN_PHASE = 0.3
+
+
+def check_phase(ref: PhiReferenceRun, label: str) -> None:
+    """The reference's average phase is at least :data:`MIN_PHASE`, and <sin S_I> = 0 (charge
+    conjugation) within its error."""
+    phase = ref.average_phase()
+    assert phase.mean >= MIN_PHASE, f"{label}: average phase {phase.mean:.3f} < {MIN_PHASE}"
+    sin = autocorrelation(ref.phase_sin)
+    assert abs(sin.mean) <= N_SIGMA * sin.err + 1e-12, f"{label}: <sin S_I> = {sin}"

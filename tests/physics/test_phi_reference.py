@@ -23,7 +23,7 @@ import functools
 
 import numpy as np
 import pytest
-from mc_helpers import DualSeries, dual_series, reference_run
+from mc_helpers import DualSeries, check_phase, dual_series, reference_run
 from physics_tolerances import N_SIGMA, McPoint, assert_agrees, check_mc, ci_only
 
 from scalar_ml.physics import (
@@ -35,7 +35,6 @@ from scalar_ml.physics import (
     sample_phi_reference,
 )
 
-MIN_PHASE = 0.3  # below this the reweighting is too noisy to referee anything
 #: ⟨n⟩ at mu = 1.0 in the default suite: 2 % at 8 sigma (1 % costs 4x more: the ci row on 4x2).
 N_MU1_REL_SIGMA = 0.02 / 8
 
@@ -50,17 +49,9 @@ def _runs(point: McPoint, seed: int) -> tuple[PhiReferenceRun, DualSeries]:
     return reference_run(*args, point.n_ref, seed), _dual(point, seed)
 
 
-def _check_phase(ref: PhiReferenceRun, label: str) -> None:
-    """Average phase large enough, and <sin S_I> = 0 (charge conjugation) within errors."""
-    phase = ref.average_phase()
-    assert phase.mean >= MIN_PHASE, f"{label}: average phase {phase.mean:.3f} < {MIN_PHASE}"
-    sin = autocorrelation(ref.phase_sin)
-    assert abs(sin.mean) <= N_SIGMA * sin.err + 1e-12, f"{label}: <sin S_I> = {sin}"
-
-
 def _compare(ref: PhiReferenceRun, dual: DualSeries, point: McPoint, label: str) -> None:
     """Dual <|phi|^2> and <n> against the reweighted reference: power, agreement, controls."""
-    _check_phase(ref, label)
+    check_phase(ref, label)
     for name, pretty in (("phi2", "<|phi|^2>"), ("n", "<n>")):
         expected = ref.observable(name)
         if point.mu == 0.0 and name == "n":
@@ -96,7 +87,7 @@ FREE_POINTS = [
 def test_reference_reproduces_free_field(point: McPoint) -> None:
     ref = reference_run(point.eta, 0.0, point.mu, point.nt, point.nx, point.n_ref, 7)
     label = f"phi reference, free field {point.id}"
-    _check_phase(ref, label)
+    check_phase(ref, label)
     n_exact, phi2_exact = free_field_observables(point.eta, point.mu, point.nt, point.nx)
     assert_agrees(ref.observable("phi2"), phi2_exact, f"{label} <|phi|^2>", **point.power("phi2"))
     assert_agrees(ref.observable("n"), n_exact, f"{label} <n>", **point.power("n"))

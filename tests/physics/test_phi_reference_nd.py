@@ -20,12 +20,10 @@ import functools
 
 import numpy as np
 import pytest
-from mc_helpers import DualSeries, dual_series, reference_run
+from mc_helpers import DualSeries, check_phase, dual_series, reference_run
 from physics_tolerances import CI_ONLY, N_SIGMA, McPoint, assert_agrees, check_mc
 
 from scalar_ml.physics import PhiReferenceRun, autocorrelation, free_field_observables
-
-MIN_PHASE = 0.3  # below this the reweighting is too noisy to referee anything
 
 
 @functools.cache
@@ -38,15 +36,8 @@ def _reference(point: McPoint, seed: int) -> PhiReferenceRun:
     return reference_run(*args, extra_space=point.extra_space)
 
 
-def _check_phase(ref: PhiReferenceRun, label: str) -> None:
-    phase = ref.average_phase()
-    assert phase.mean >= MIN_PHASE, f"{label}: average phase {phase.mean:.3f} < {MIN_PHASE}"
-    sin = autocorrelation(ref.phase_sin)
-    assert abs(sin.mean) <= N_SIGMA * sin.err + 1e-12, f"{label}: <sin S_I> = {sin}"
-
-
 def _compare(ref: PhiReferenceRun, dual: DualSeries, point: McPoint, label: str) -> None:
-    _check_phase(ref, label)
+    check_phase(ref, label)
     for name, pretty in (("phi2", "<|phi|^2>"), ("n", "<n>")):
         expected = ref.observable(name)
         if point.mu == 0.0 and name == "n":
@@ -69,7 +60,7 @@ def test_reference_reproduces_the_3d_free_field() -> None:
                     n_rel_sigma=0.15 / 8, extra_space=(2,))  # fmt: skip
     ref = _reference(point, 7)
     label = f"phi reference, free field {point.id}"
-    _check_phase(ref, label)
+    check_phase(ref, label)
     n_exact, phi2_exact = free_field_observables(point.eta, point.mu, shape=point.lattice.shape)
     assert_agrees(ref.observable("phi2"), phi2_exact, f"{label} <|phi|^2>", **point.power("phi2"))
     assert_agrees(ref.observable("n"), n_exact, f"{label} <n>", **point.power("n"))
