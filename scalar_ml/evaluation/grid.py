@@ -22,11 +22,12 @@ The parameter keys are the theory's (:meth:`scalar_ml.physics.theory.Theory.para
 The default grids reproduce the seed's test sets: counting 9 (η, μ) × 4 sizes × 11 worm counts = 396
 cells, detection 9 × 4, observables μ across the onset on 60×4, 100×5, 125×8, 200×10 and squares.
 
->>> g = Grid.from_config({'task': 'counting', "lattices": ["8x8", [16, 16]], "eta": [4.01, 4.25],
+>>> task = load_grid("counting_small").task  # the task a shipped grid declares
+>>> g = Grid.from_config({"task": task, "lattices": ["8x8", [16, 16]], "eta": [4.01, 4.25],
 ...                       "lam": [1.0], "mu": [1.0], "worms": [0, 5], "n_configs": 8, "seed": 3})
 >>> len(g.cells()), g.cells()[0]
 (8, Cell(lattice=Lattice(nt=8, nx=8), params=PhysicsParams(eta=4.01, lam=1.0, mu=1.0), worms=0))
->>> Grid.from_config({'task': 'counting', "lattices": ["4x4"], "eta": [4.01], "lam": [1.0],
+>>> Grid.from_config({"task": task, "lattices": ["4x4"], "eta": [4.01], "lam": [1.0],
 ...                   "mu": [1.0], "worms": [9], "n_configs": 8, "seed": 3})
 Traceback (most recent call last):
 ...

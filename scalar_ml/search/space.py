@@ -61,7 +61,9 @@ instance the 1st EQ counting network:
 >>> arch = {"n_conv": 4, "kernel_0": 1, "channels_0": 32, "kernel_1": 2, "channels_1": 8,
 ...         "kernel_2": 2, "channels_2": 16, "kernel_3": 1, "channels_3": 8,
 ...         "global_pool": "sum", "n_linear": 1, "bias": False}
->>> print(describe_layers(arch_layers(arch, 'eq', task='counting')))
+>>> from scalar_ml.models import preset_spec
+>>> task = preset_spec("counting/eq_1")["task"]  # the task the preset declares
+>>> print(describe_layers(arch_layers(arch, "eq", task=task)))
 Conv1x1(4,32) Conv2x2(32,8) Conv2x2(8,16) Conv1x1(16,8) GlobalSumPool Linear(8,1) no-bias
 
 and the same point with one sigmoid output per site, as an st network pooling once:
@@ -82,10 +84,10 @@ them), e.g. ``counting/eqr_1``:
 
 >>> eqr = {**arch, "channels_0": 17, "channels_1": 4, "channels_2": 8, "channels_3": 4,
 ...        "group_pool": "sum"}
->>> print(describe_layers(arch_layers(eqr, "eqr", task="counting")))
+>>> print(describe_layers(arch_layers(eqr, "eqr", task=task)))
 LiftConv1x1(4,17) GroupConv2x2(17,4) GroupConv2x2(4,8) GroupConv1x1(8,4) GroupSumPool GlobalSumPool Linear(4,1) no-bias
 >>> from scalar_ml.models import build_model, count_parameters
->>> count_parameters(build_model(arch_spec(eqr, "eqr", task="counting", lattice_size=(8, 8))))
+>>> count_parameters(build_model(arch_spec(eqr, "eqr", task=task, lattice_size=(8, 8))))
 1800
 
 :func:`arch_spec` also checks a point on the training lattice: a kernel or pooling window larger
@@ -199,7 +201,8 @@ def resolve_head(task: str | None = None, head: Head | Mapping[str, Any] | None 
     """The output of a point: ``head`` when given (a :class:`Head` or a mapping of its fields),
     else the task's (:meth:`scalar_ml.tasks.Task.head`).
 
-    >>> resolve_head('detection')
+    >>> from scalar_ml.models import preset_spec
+    >>> resolve_head(preset_spec("detection/eq")["task"])  # a task by name: its head
     Head(outputs=1, activation='sigmoid', per_site=False)
     >>> resolve_head()
     Traceback (most recent call last):
