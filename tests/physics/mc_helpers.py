@@ -24,7 +24,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from physics_tolerances import N_SIGMA, McPoint, Shifted
+from physics_tolerances import N_SIGMA, McPoint, Shifted, check_mc
 
 from scalar_ml.physics import (
     AutocorrResult,
@@ -149,3 +149,30 @@ def check_phase(ref: PhiReferenceRun, label: str) -> None:
     assert phase.mean >= MIN_PHASE, f"{label}: average phase {phase.mean:.3f} < {MIN_PHASE}"
     sin = autocorrelation(ref.phase_sin)
     assert abs(sin.mean) <= N_SIGMA * sin.err + 1e-12, f"{label}: <sin S_I> = {sin}"
+
+
+def compare_with_reference(
+    ref: PhiReferenceRun, dual: DualSeries, point: McPoint, label: str
+) -> None:
+    """Dual <|phi|^2> and <n> against the reweighted φ reference: the phase checks, then
+    :func:`physics_tolerances.check_mc` (power, agreement, negative control) per observable.
+
+    At μ = 0 the reference's <n> numerator vanishes identically (<n> = 0 exactly) and the dual
+    windings (about e^{-Nt E} rare) must average to 0 within the stated error. Only on a long
+    lattice (Nt >= 16) may no configuration wind at all: then the dual n is exactly 0 too.
+    """
+    check_phase(ref, label)
+    for name, pretty in (("phi2", "<|phi|^2>"), ("n", "<n>")):
+        expected = ref.observable(name)
+        if point.mu == 0.0 and name == "n":
+            assert expected.mean == expected.err == 0.0, f"{label} {pretty}: {expected}"
+            if not np.any(dual.values("n")):
+                assert point.nt >= 16, f"{label}: no winding at all on a short lattice"
+                continue
+        check_mc(
+            dual.data(name),
+            expected.mean,
+            f"{label} {pretty} dual vs phi",
+            expected.err,
+            **point.power(name),
+        )

@@ -23,8 +23,8 @@ import functools
 
 import numpy as np
 import pytest
-from mc_helpers import DualSeries, check_phase, dual_series, reference_run
-from physics_tolerances import N_SIGMA, McPoint, assert_agrees, check_mc, ci_only
+from mc_helpers import DualSeries, check_phase, compare_with_reference, dual_series, reference_run
+from physics_tolerances import N_SIGMA, McPoint, assert_agrees, ci_only
 
 from scalar_ml.physics import (
     Lattice,
@@ -47,28 +47,6 @@ def _dual(point: McPoint, seed: int) -> DualSeries:
 def _runs(point: McPoint, seed: int) -> tuple[PhiReferenceRun, DualSeries]:
     args = (point.eta, point.lam, point.mu, point.nt, point.nx)
     return reference_run(*args, point.n_ref, seed), _dual(point, seed)
-
-
-def _compare(ref: PhiReferenceRun, dual: DualSeries, point: McPoint, label: str) -> None:
-    """Dual <|phi|^2> and <n> against the reweighted reference: power, agreement, controls."""
-    check_phase(ref, label)
-    for name, pretty in (("phi2", "<|phi|^2>"), ("n", "<n>")):
-        expected = ref.observable(name)
-        if point.mu == 0.0 and name == "n":
-            # the reference's numerator vanishes identically at mu = 0: <n> = 0 exactly
-            assert expected.mean == expected.err == 0.0, f"{label} {pretty}: {expected}"
-            if not np.any(dual.values("n")):
-                # a long lattice: no configuration winds around time (a winding costs about
-                # e^{-Nt m}), so the dual n is exactly 0 too: an exact check, nothing to resolve
-                assert point.nt >= 16, f"{label}: no winding at all on a short lattice"
-                continue
-        check_mc(
-            dual.data(name),
-            expected.mean,
-            f"{label} {pretty} dual vs phi",
-            expected.err,
-            **point.power(name),
-        )
 
 
 # ---- the reference itself: exact free field -------------------------------------------------
@@ -150,7 +128,7 @@ INTERACTING_POINTS = [
 @pytest.mark.parametrize("point", INTERACTING_POINTS, ids=lambda p: p.id)
 def test_dual_sampler_matches_phi_reference(point: McPoint) -> None:
     ref, dual = _runs(point, 11)
-    _compare(ref, dual, point, point.id)
+    compare_with_reference(ref, dual, point, point.id)
 
 
 def test_comparison_detects_a_wrong_mu() -> None:

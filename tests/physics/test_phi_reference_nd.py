@@ -20,8 +20,8 @@ import functools
 
 import numpy as np
 import pytest
-from mc_helpers import DualSeries, check_phase, dual_series, reference_run
-from physics_tolerances import CI_ONLY, N_SIGMA, McPoint, assert_agrees, check_mc
+from mc_helpers import DualSeries, check_phase, compare_with_reference, dual_series, reference_run
+from physics_tolerances import CI_ONLY, N_SIGMA, McPoint, assert_agrees
 
 from scalar_ml.physics import PhiReferenceRun, autocorrelation, free_field_observables
 
@@ -34,24 +34,6 @@ def _dual(point: McPoint, seed: int) -> DualSeries:
 def _reference(point: McPoint, seed: int) -> PhiReferenceRun:
     args = (point.eta, point.lam, point.mu, point.nt, point.nx, point.n_ref, seed)
     return reference_run(*args, extra_space=point.extra_space)
-
-
-def _compare(ref: PhiReferenceRun, dual: DualSeries, point: McPoint, label: str) -> None:
-    check_phase(ref, label)
-    for name, pretty in (("phi2", "<|phi|^2>"), ("n", "<n>")):
-        expected = ref.observable(name)
-        if point.mu == 0.0 and name == "n":
-            # the reference's numerator vanishes identically at mu = 0: <n> = 0 exactly; the dual
-            # windings (about e^{-Nt E} rare) must average to 0 within the stated error
-            assert expected.mean == expected.err == 0.0, f"{label} {pretty}: {expected}"
-            assert np.any(dual.values("n")), f"{label}: no winding at all: a vacuous check"
-        check_mc(
-            dual.data(name),
-            expected.mean,
-            f"{label} {pretty} dual vs phi",
-            expected.err,
-            **point.power(name),
-        )
 
 
 def test_reference_reproduces_the_3d_free_field() -> None:
@@ -104,7 +86,7 @@ INTERACTING_POINTS_ND = [
 
 @pytest.mark.parametrize("point", INTERACTING_POINTS_ND, ids=lambda p: p.id)
 def test_dual_sampler_matches_phi_reference_nd(point: McPoint) -> None:
-    _compare(_reference(point, 11), _dual(point, 11), point, point.id)
+    compare_with_reference(_reference(point, 11), _dual(point, 11), point, point.id)
 
 
 def test_comparison_in_3d_detects_a_wrong_mu() -> None:
