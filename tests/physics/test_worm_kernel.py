@@ -91,6 +91,33 @@ def test_table_growth_does_not_change_the_chain() -> None:
     assert np.array_equal(ca.configs(), cb.configs())
 
 
+def test_int16_state_widens_without_changing_the_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state is int16 while f_max - 4 fits and int32 after the table outgrows that; the values,
+    and so the trajectory, are the same either way (here the limit is lowered to 12 so that an 8×8
+    chain at mu = 1.5 crosses it, from a table of f_max = 8)."""
+    import scalar_ml.physics.worm as worm
+
+    params, lattice = PhysicsParams(4.01, 1.0, 1.5), Lattice(8, 8)
+
+    def trajectory() -> tuple:
+        table = WeightTable(params.eta, params.lam, f_max=8)
+        chains = WormChains(params, lattice, seed=5, n_chains=2, table=table, worms_per_sweep=4)
+        out = chains.run(300, record_every=30)
+        chains.check_state()
+        return out, chains
+
+    narrow, narrow_chains = trajectory()
+    assert narrow_chains._f.dtype == np.int16 and narrow_chains._nbr.dtype == np.uint16
+    monkeypatch.setattr(worm, "_NARROW_MAX", 12)
+    wide, wide_chains = trajectory()
+    assert wide_chains.table.f_max - 4 > 12 and wide_chains._f.dtype == np.int32
+    assert wide_chains._links.dtype == np.int32
+    assert np.array_equal(narrow.configs, wide.configs) and narrow.configs.dtype == np.int32
+    assert np.array_equal(narrow.series, wide.series)
+    assert narrow_chains.counters() == wide_chains.counters()
+    assert narrow_chains.configs().dtype == wide_chains.configs().dtype == np.int32
+
+
 def test_counters_and_sweep_definition() -> None:
     chains = WormChains(PhysicsParams(4.01, 1.0, 1.0), Lattice(8, 4), seed=3, n_chains=2)
     wps = chains.calibrate(10)
