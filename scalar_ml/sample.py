@@ -7,11 +7,17 @@ Hydra app on ``conf/sample.yaml`` (config groups ``physics``, ``lattice``, ``sam
         lattice.nt=8 lattice.nx=8 n_configs=20000 seed=1
 
 prints ⟨n⟩, ⟨|φ|²⟩, ⟨|φ|⁴⟩ with autocorrelation-aware errors (Wolff's Γ-method over the independent
-chains, :func:`scalar_ml.physics.autocorr.autocorrelation`) and τ_int in units of stored
-configurations (≈ 0.5 when they are decorrelated), and writes ``summary.json`` into the run directory.
+chains, :func:`scalar_ml.physics.autocorr.autocorrelation`) and writes ``summary.json`` into the run
+directory. The estimates use *every sweep* after the discarded thermalisation (the sampler measures
+each one, ``meta["estimates"]`` of :func:`~scalar_ml.physics.ensemble.generate_ensemble`): the
+same sweeps that produced the ensemble, but not only the configurations stored ``2 τ`` apart, so
+the error bars are about 15 % smaller (a third less CPU time for the same error). The stored
+configurations' own mean and error are reported next to them (``configs_mean``, ``configs_err``),
+with τ_int in units of stored configurations (``tau_int``, ≈ 0.5 when they are decorrelated).
 
 - ``format=json``: stdout carries only the summary JSON object
-  ``{"n": {"mean", "err", "tau_int"}, "phi2": {...}, "phi4": {...}, "acceptance": {...},
+  ``{"n": {"mean", "err", "estimator", "tau_int_sweeps", "configs_mean", "configs_err",
+  "tau_int", ...}, "phi2": {...}, "phi4": {...}, "acceptance": {...},
   "proposals_per_s", "configs_per_s", "n_configs", ...}`` (logs go to stderr and ``sample.log``).
 - ``lattice=8x8x8`` (``conf/lattice/``, or ``lattice.shape=[...]``): a d = 3, 4 dimensional lattice,
   time first; everything below is the same (η = 2d + m²: e.g. ``physics.eta=6.01`` in 3D).
@@ -244,12 +250,13 @@ def summarize(ens: Ensemble) -> dict[str, Any]:
     from scalar_ml.physics.autocorr import autocorrelation
 
     meta = ens.meta
+    sweeps = meta.get("estimates") if isinstance(meta.get("estimates"), Mapping) else {}
     out: dict[str, Any] = {}
     for name in THEORY.observable_names:
         series = np.asarray(THEORY.series(ens, name), dtype=np.float64)
         if series.size >= 2:
             res = autocorrelation(_chains(ens, series))
-            out[name] = {
+            stats = {
                 "mean": res.mean,
                 "err": res.err,
                 "tau_int": res.tau_int,
@@ -257,7 +264,14 @@ def summarize(ens: Ensemble) -> dict[str, Any]:
                 "window_ok": res.window_ok,
             }
         else:  # a single configuration: no error estimate is possible
-            out[name] = {"mean": float(series.mean()), "err": None, "tau_int": None}
+            stats = {"mean": float(series.mean()), "err": None, "tau_int": None}
+        stats["configs_mean"], stats["configs_err"] = stats["mean"], stats["err"]
+        stats["estimator"] = "configs"
+        every = sweeps.get(name)
+        if isinstance(every, Mapping) and every.get("err") is not None:
+            stats.update(mean=every["mean"], err=every["err"], estimator="sweeps")
+            stats["tau_int_sweeps"] = every.get("tau_int")
+        out[name] = stats
     out["acceptance"] = dict(meta.get("acceptance") or {})
     out["proposals_per_s"] = _finite(meta.get("proposals_per_s"))
     out["configs_per_s"] = _finite(meta.get("configs_per_s"))
@@ -290,14 +304,22 @@ def _fmt_num(x: Any, spec: str) -> str:
 
 
 def format_table(summary: Mapping[str, Any], title: str) -> str:
-    """Plain-text table of one summary."""
-    lines = [title, f"{'observable':<12}{'mean':>14}{'err':>14}{'tau_int':>10}"]
+    """Plain-text table of one summary: the estimates, then the stored configurations' own."""
+    head = f"{'observable':<12}{'mean':>14}{'err':>14}{'tau_int':>10}  "
+    lines = [title, head + f"{'configs: mean':>14}{'err':>14}"]
     for q in THEORY.observables:
         name, label = q.name, q.ascii
         s = summary[name]
+        tau = s.get("tau_int_sweeps") if s.get("estimator") == "sweeps" else s["tau_int"]
         lines.append(
             f"{label:<12}{_fmt_num(s['mean'], '.6f'):>14}{_fmt_num(s['err'], '.6f'):>14}"
-            f"{_fmt_num(s['tau_int'], '.2f'):>10}"
+            f"{_fmt_num(tau, '.2f'):>10}  {_fmt_num(s.get('configs_mean'), '.6f'):>14}"
+            f"{_fmt_num(s.get('configs_err'), '.6f'):>14}"
+        )
+    if any(summary[q.name].get("estimator") == "sweeps" for q in THEORY.observables):
+        lines.append(
+            "mean, err, tau_int (sweeps): every sweep after the thermalisation; "
+            f"the {summary.get('n_configs')} stored configurations alone give the last columns"
         )
     acc = summary.get("acceptance") or {}
     if acc:
