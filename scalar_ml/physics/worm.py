@@ -580,9 +580,9 @@ class WormChains:
         mu = float(params.mu)
         # mu_fac[nu, (s Delta < 0)] = e^{mu s Delta delta_{nu,t}}
         self._mu_fac = np.array([[np.exp(mu), np.exp(-mu)], [1.0, 1.0]])
-        state_dtype = np.int16 if table.f_max - 4 <= _NARROW_MAX else np.int32
-        self._links = np.zeros((self.n_chains, volume, _N_LINK_VARS), dtype=state_dtype)
-        self._f = np.zeros((self.n_chains, volume), dtype=state_dtype)
+        # int16 until _refresh_tables() finds a table too large for it
+        self._links = np.zeros((self.n_chains, volume, _N_LINK_VARS), dtype=np.int16)
+        self._f = np.zeros((self.n_chains, volume), dtype=np.int16)
         self._rng = np.empty((self.n_chains, 4), dtype=np.uint64)
         for c, child in enumerate(seed.spawn(self.n_chains)):
             state = child.generate_state(4, dtype=np.uint64)
@@ -599,7 +599,7 @@ class WormChains:
         if self._tables_for == self.table.f_max:
             return
         if self.table.f_max - 4 > _NARROW_MAX and self._f.dtype != np.int32:
-            # values up to f_max - 4 may no longer fit in int16: widen (the same values)
+            # values up to f_max - 4 may not fit in int16 (a large table, given or grown): widen
             self._links = self._links.astype(np.int32)
             self._f = self._f.astype(np.int32)
         log_w = self.table.log_w
